@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/postern-mail/postern/internal/config"
+	"github.com/postern-mail/postern/internal/directory"
+	"github.com/postern-mail/postern/internal/telemetry"
+)
+
+// runDaemons runs every enabled daemon in one process until SIGTERM or SIGINT; SIGHUP
+// reloads the configuration, keeping the running one if the new one is invalid.
+func runDaemons(cfgPath string, args []string, stderr io.Writer) int {
+	_, path, err := subFlags("run", cfgPath, args, stderr, nil)
+	if err != nil {
+		return exitConfig
+	}
+	c, ok := loadConfig(path, stderr)
+	if !ok {
+		return exitConfig
+	}
+	log, err := telemetry.NewLogger(stderr, c.Telemetry.LogFormat, c.Telemetry.LogLevel)
+	if err != nil {
+		fmt.Fprintln(stderr, "postern:", err)
+		return exitConfig
+	}
+	defer log.Sync() //nolint:errcheck
+	log.Info("starting", zap.String("version", version), zap.String("config", path), zap.String("effective", c.Effective()))
+
+	reg := telemetry.NewRegistry()
+	reloads := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "postern_config_reloads_total", Help: "Configuration reloads by result (success, failure).",
+	}, []string{"result"})
+	reloads.WithLabelValues("success")
+	reloads.WithLabelValues("failure")
+	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "postern_build_info", Help: "The running version."}, []string{"version"})
+	build.WithLabelValues(version).Set(1)
+	reg.MustRegister(reloads, build)
+
+	dir, resolver, err := directory.FromConfig(c, log, reg)
+	if err != nil {
+		log.Error("cannot set up the directory", zap.Error(err))
+		return exitConfig
+	}
+	if err := os.MkdirAll(c.StateDir, 0o750); err != nil {
+		log.Warn("cannot create the state directory; the snapshot will not survive a restart", zap.Error(err))
+	}
+	if err := dir.LoadState(); err != nil {
+		log.Warn("persisted directory snapshot not used", zap.Error(err))
+	}
+	srv, err := telemetry.Listen(c.Telemetry.Listen.Address, reg, func() error { _, err := dir.Snapshot(); return err })
+	if err != nil {
+		log.Error("cannot start", zap.Error(err))
+		return exitConfig
+	}
+	log.Info("telemetry listening", zap.String("addr", srv.Addr()))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go dir.Run(ctx)
+	go func() {
+		if err := srv.Serve(); err != nil {
+			log.Error("telemetry server stopped", zap.Error(err))
+		}
+	}()
+
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	for sig := range sigs {
+		if sig != syscall.SIGHUP {
+			log.Info("shutting down", zap.String("signal", sig.String()))
+			break
+		}
+		next, err := config.Load(path)
+		if err != nil {
+			reloads.WithLabelValues("failure").Inc()
+			log.Error("reload failed; keeping the running configuration", zap.Error(err))
+			continue
+		}
+		src, err := directory.SourceFrom(next.Directory)
+		if err != nil {
+			reloads.WithLabelValues("failure").Inc()
+			log.Error("reload failed; keeping the running configuration", zap.Error(err))
+			continue
+		}
+		dir.Reconfigure(src, next.Directory.Refresh.D(), next.Directory.MaxStale.D())
+		resolver.SetPolicy(directory.PolicyFrom(next))
+		if next.Telemetry.Listen != c.Telemetry.Listen {
+			log.Warn("telemetry.listen changed; restart to apply it")
+		}
+		c = next
+		reloads.WithLabelValues("success").Inc()
+		log.Info("configuration reloaded", zap.String("effective", c.Effective()))
+	}
+
+	// A second signal during the drain exits at once.
+	go func() {
+		<-sigs
+		log.Warn("second signal: exiting now")
+		os.Exit(1)
+	}()
+	cancel()
+	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer scancel()
+	_ = srv.Shutdown(sctx)
+	log.Info("stopped")
+	return exitOK
+}
