@@ -59,7 +59,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "lookup":
 		return lookup(*cfgPath, rest, stdout, stderr)
 	case "run":
-		return runDaemons(*cfgPath, rest, stderr)
+		return runDaemons(*cfgPath, "", rest, stderr)
+	default:
+		if _, ok := findDaemon(cmd); ok {
+			return runDaemons(*cfgPath, cmd, rest, stderr)
+		}
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK

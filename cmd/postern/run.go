@@ -14,13 +14,19 @@ import (
 
 	"github.com/postern-mail/postern/internal/config"
 	"github.com/postern-mail/postern/internal/directory"
+	"github.com/postern-mail/postern/internal/service"
 	"github.com/postern-mail/postern/internal/telemetry"
 )
 
-// runDaemons runs every enabled daemon in one process until SIGTERM or SIGINT; SIGHUP
-// reloads the configuration, keeping the running one if the new one is invalid.
-func runDaemons(cfgPath string, args []string, stderr io.Writer) int {
-	_, path, err := subFlags("run", cfgPath, args, stderr, nil)
+// runDaemons runs the named daemon, or with only == "" every enabled daemon, in one
+// process until SIGTERM or SIGINT; SIGHUP reloads the configuration, keeping the running
+// one if the new one is invalid.
+func runDaemons(cfgPath, only string, args []string, stderr io.Writer) int {
+	name := only
+	if name == "" {
+		name = "run"
+	}
+	_, path, err := subFlags(name, cfgPath, args, stderr, nil)
 	if err != nil {
 		return exitConfig
 	}
@@ -64,6 +70,23 @@ func runDaemons(cfgPath string, args []string, stderr io.Writer) int {
 	}
 	log.Info("telemetry listening", zap.String("addr", srv.Addr()))
 
+	deps := service.Deps{Config: c, Log: log, Registry: reg, Directory: dir, Resolver: resolver}
+	var running []service.Daemon
+	for _, d := range daemons {
+		if (only == "" && d.enabled(c)) || d.name == only {
+			s, err := d.build(deps)
+			if err == nil {
+				err = s.Start()
+			}
+			if err != nil {
+				log.Error("cannot start", zap.String("daemon", d.name), zap.Error(err))
+				return exitConfig
+			}
+			log.Info("started", zap.String("daemon", d.name))
+			running = append(running, s)
+		}
+	}
+
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go dir.Run(ctx)
@@ -94,6 +117,11 @@ func runDaemons(cfgPath string, args []string, stderr io.Writer) int {
 		}
 		dir.Reconfigure(src, next.Directory.Refresh.D(), next.Directory.MaxStale.D())
 		resolver.SetPolicy(directory.PolicyFrom(next))
+		for _, d := range running {
+			if err := d.Reload(next); err != nil {
+				log.Error("reload incomplete", zap.String("daemon", d.Name()), zap.Error(err))
+			}
+		}
 		if next.Telemetry.Listen != c.Telemetry.Listen {
 			log.Warn("telemetry.listen changed; restart to apply it")
 		}
@@ -108,9 +136,14 @@ func runDaemons(cfgPath string, args []string, stderr io.Writer) int {
 		log.Warn("second signal: exiting now")
 		os.Exit(1)
 	}()
-	cancel()
-	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+	sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer scancel()
+	for i := len(running) - 1; i >= 0; i-- {
+		if err := running[i].Shutdown(sctx); err != nil {
+			log.Warn("drain incomplete", zap.String("daemon", running[i].Name()), zap.Error(err))
+		}
+	}
+	cancel()
 	_ = srv.Shutdown(sctx)
 	log.Info("stopped")
 	return exitOK

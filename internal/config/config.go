@@ -26,6 +26,10 @@ type Config struct {
 
 	Directory Directory `yaml:"directory"`
 	Telemetry Telemetry `yaml:"telemetry"`
+	Redis     Redis     `yaml:"redis"`
+
+	Tcptable Tcptable `yaml:"tcptable"`
+	Policyd  Policyd  `yaml:"policyd"`
 }
 
 // Directory configures where users, groups and contacts come from.

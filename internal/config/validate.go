@@ -25,6 +25,9 @@ func (l *loader) validate(c *Config) {
 	}
 	l.validateDirectory(&c.Directory)
 	l.validateTelemetry(c)
+	l.validateRedis(c)
+	l.validateTcptable(c)
+	l.validatePolicyd(c)
 }
 
 func (l *loader) validateDomains(c *Config) {

@@ -32,9 +32,9 @@ type Options struct {
 	StateFile string        // where the snapshot is persisted; "" keeps it in memory only
 	// ReadOnlyState loads StateFile but never writes it (one-shot tools run as root).
 	ReadOnlyState bool
-	Logger    *zap.Logger
-	Registry  prometheus.Registerer // nil: no metrics
-	Now       func() time.Time      // nil: time.Now
+	Logger        *zap.Logger
+	Registry      prometheus.Registerer // nil: no metrics
+	Now           func() time.Time      // nil: time.Now
 }
 
 // Directory holds the current snapshot and keeps it in sync with its Source.

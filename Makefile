@@ -1,0 +1,48 @@
+# postern — see README.md.
+GO       ?= go
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X main.version=$(VERSION)
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+.PHONY: all build run test unit lint fuzz bench deps clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/postern ./cmd/postern
+
+## run: postern run on the example configuration (static directory, loopback only)
+run:
+	$(GO) run ./cmd/postern -c examples/postern.yaml run
+
+## deps: install the Debian packages of the test bench (root; no-op when present)
+deps:
+	sh scripts/install-deps.sh
+
+## test: lint, unit, fuzz-corpus and integration tests against real Samba AD, Postfix,
+## Redis and Cyrus started on 127.0.0.1 (installs them first on Debian 12 as root)
+test: deps lint
+	$(GO) test -count=1 -timeout 20m ./...
+
+unit:
+	$(GO) test -count=1 -short ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+## fuzz: run each fuzz target for FUZZTIME (default 30s)
+FUZZTIME ?= 30s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run XXX -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+bench: deps
+	$(GO) test -run XXX -bench . -benchtime 2s ./...
+
+clean:
+	rm -rf bin dist

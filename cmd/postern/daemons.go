@@ -1,0 +1,26 @@
+package main
+
+import (
+	"github.com/postern-mail/postern/internal/config"
+	"github.com/postern-mail/postern/internal/service"
+)
+
+// daemon is a subcommand that serves: its name, whether the configuration enables it
+// (for `postern run`), and how to build it.
+type daemon struct {
+	name    string
+	enabled func(*config.Config) bool
+	build   service.Constructor
+}
+
+// daemons lists every daemon in start order.
+var daemons = []daemon{}
+
+func findDaemon(name string) (daemon, bool) {
+	for _, d := range daemons {
+		if d.name == name {
+			return d, true
+		}
+	}
+	return daemon{}, false
+}
