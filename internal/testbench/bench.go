@@ -25,9 +25,12 @@ import (
 func InCI() bool { return os.Getenv("CI") == "true" }
 
 // Require skips the test (fails it under CI) unless every program is on PATH or is an
-// absolute path that exists.
+// absolute path that exists. In -short mode (make unit) it always skips.
 func Require(t testing.TB, programs ...string) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("testbench: integration test skipped in -short mode")
+	}
 	for _, p := range programs {
 		if _, err := exec.LookPath(p); err != nil {
 			if InCI() {
