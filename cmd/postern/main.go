@@ -27,6 +27,7 @@ const usage = `usage: postern [-c FILE] COMMAND [ARGS]
 
 commands:
   run                     every enabled daemon in one process
+  tcptable, policyd       one daemon (Postfix tables, policy service)
   lookup [--json] ADDRESS how the directory sees an address (exit 0 found, 1 unknown, 75 unavailable)
   check-config            validate the configuration and print it, secrets redacted
   version                 print the version
@@ -60,13 +61,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return lookup(*cfgPath, rest, stdout, stderr)
 	case "run":
 		return runDaemons(*cfgPath, "", rest, stderr)
-	default:
-		if _, ok := findDaemon(cmd); ok {
-			return runDaemons(*cfgPath, cmd, rest, stderr)
-		}
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
+	}
+	if _, ok := findDaemon(cmd); ok {
+		return runDaemons(*cfgPath, cmd, rest, stderr)
 	}
 	fmt.Fprintf(stderr, "postern: unknown command %q\n\n%s", cmd, usage)
 	return exitConfig
