@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	sd "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
@@ -89,6 +90,7 @@ func runDaemons(cfgPath, only string, args []string, stderr io.Writer) int {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	firstSync := dir.Synced()
 	go dir.Run(ctx)
 	go func() {
 		if err := srv.Serve(); err != nil {
@@ -98,21 +100,32 @@ func runDaemons(cfgPath, only string, args []string, stderr io.Writer) int {
 
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+
+	// systemd (Type=notify): ready once every listener is bound and the directory has a
+	// snapshot, or its first sync has at least been tried (answers are TEMP until then).
+	if !dir.Ready() {
+		<-firstSync
+	}
+	notify(log, sd.SdNotifyReady)
 	for sig := range sigs {
 		if sig != syscall.SIGHUP {
 			log.Info("shutting down", zap.String("signal", sig.String()))
+			notify(log, sd.SdNotifyStopping)
 			break
 		}
+		notify(log, sd.SdNotifyReloading)
 		next, err := config.Load(path)
 		if err != nil {
 			reloads.WithLabelValues("failure").Inc()
 			log.Error("reload failed; keeping the running configuration", zap.Error(err))
+			notify(log, sd.SdNotifyReady)
 			continue
 		}
 		src, err := directory.SourceFrom(next.Directory)
 		if err != nil {
 			reloads.WithLabelValues("failure").Inc()
 			log.Error("reload failed; keeping the running configuration", zap.Error(err))
+			notify(log, sd.SdNotifyReady)
 			continue
 		}
 		dir.Reconfigure(src, next.Directory.Refresh.D(), next.Directory.MaxStale.D())
@@ -126,6 +139,7 @@ func runDaemons(cfgPath, only string, args []string, stderr io.Writer) int {
 			log.Warn("telemetry.listen changed; restart to apply it")
 		}
 		c = next
+		notify(log, sd.SdNotifyReady)
 		reloads.WithLabelValues("success").Inc()
 		log.Info("configuration reloaded", zap.String("effective", c.Effective()))
 	}
@@ -147,4 +161,11 @@ func runDaemons(cfgPath, only string, args []string, stderr io.Writer) int {
 	_ = srv.Shutdown(sctx)
 	log.Info("stopped")
 	return exitOK
+}
+
+// notify tells systemd about the daemon's state; outside systemd it does nothing.
+func notify(log *zap.Logger, state string) {
+	if _, err := sd.SdNotify(false, state); err != nil {
+		log.Warn("cannot notify systemd", zap.String("state", state), zap.Error(err))
+	}
 }
