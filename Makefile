@@ -1,10 +1,12 @@
 # postern — see README.md.
 GO       ?= go
-VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS  := -s -w -X main.version=$(VERSION)
+PKGVERSION ?= $(shell sh packaging/version.sh)
+LDFLAGS  := -s -w -buildid= -X main.version=$(PKGVERSION)
+NFPM     := github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.43.0
+export SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build run test unit lint fuzz bench deps clean
+.PHONY: all build run test unit lint fuzz bench deps clean packages
 
 all: build
 
@@ -44,5 +46,13 @@ fuzz:
 bench: deps
 	$(GO) test -run XXX -bench . -benchtime 2s ./...
 
+## packages: dist/postern_<version>_amd64.deb and dist/postern-<version>.x86_64.rpm
+packages: build
+	gzip -9n < packaging/postern.8 > packaging/postern.8.gz
+	gzip -9n < packaging/changelog.Debian > packaging/changelog.Debian.gz
+	mkdir -p dist
+	cd packaging && VERSION=$(PKGVERSION) $(GO) run $(NFPM) pkg --packager deb --target ../dist/
+	cd packaging && VERSION=$(PKGVERSION) $(GO) run $(NFPM) pkg --packager rpm --target ../dist/
+
 clean:
-	rm -rf bin dist
+	rm -rf bin dist packaging/*.gz

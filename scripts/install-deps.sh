@@ -5,7 +5,8 @@
 set -eu
 
 pkgs="samba samba-ad-provision samba-dsdb-modules samba-vfs-modules ldap-utils postfix postfix-ldap cyrus-imapd cyrus-clients cyrus-admin sasl2-bin
-redis-server swaks postfwd altermime iproute2 ca-certificates"
+redis-server swaks postfwd altermime opendkim opendkim-tools iproute2 ca-certificates
+lintian rpm rpmlint prometheus"
 
 missing=""
 for p in $pkgs; do
