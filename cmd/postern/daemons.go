@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/postern-mail/postern/internal/config"
 	"github.com/postern-mail/postern/internal/service"
+	lmtpshadow "github.com/postern-mail/postern/lmtp-shadow"
 )
 
 // daemon is a subcommand that serves: its name, whether the configuration enables it
@@ -14,7 +15,9 @@ type daemon struct {
 }
 
 // daemons lists every daemon in start order.
-var daemons = []daemon{}
+var daemons = []daemon{
+	{name: "lmtp-shadow", enabled: func(c *config.Config) bool { return c.LMTPShadow.Enabled() }, build: lmtpshadow.Build},
+}
 
 func findDaemon(name string) (daemon, bool) {
 	for _, d := range daemons {

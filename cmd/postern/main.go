@@ -27,7 +27,8 @@ const usage = `usage: postern [-c FILE] COMMAND [ARGS]
 
 commands:
   run                     every enabled daemon in one process
-  tcptable, policyd       one daemon (Postfix tables, policy service)
+  tcptable, policyd,      one daemon (Postfix tables, policy service,
+  milter, lmtp-shadow     milter, archive LMTP server)
   lookup [--json] ADDRESS how the directory sees an address (exit 0 found, 1 unknown, 75 unavailable)
   check-config            validate the configuration and print it, secrets redacted
   version                 print the version

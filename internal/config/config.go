@@ -27,9 +27,14 @@ type Config struct {
 	Directory Directory `yaml:"directory"`
 	Telemetry Telemetry `yaml:"telemetry"`
 	Redis     Redis     `yaml:"redis"`
+	Journal   Journal   `yaml:"journal"`
 
 	Tcptable Tcptable `yaml:"tcptable"`
 	Policyd  Policyd  `yaml:"policyd"`
+	Milter   Milter   `yaml:"milter"`
+	Welcome  Welcome  `yaml:"welcome"`
+
+	LMTPShadow LMTPShadow `yaml:"lmtp_shadow"`
 }
 
 // Directory configures where users, groups and contacts come from.
@@ -81,6 +86,7 @@ type Attributes struct {
 	Created        string   `yaml:"created"`
 	GroupName      string   `yaml:"group_name"`
 	Forward        string   `yaml:"forward"`
+	GUID           string   `yaml:"guid"`   // a user's identity across renames; "" reads none
 	Person         []string `yaml:"person"` // copied as-is for templates (displayName, title, …)
 }
 
@@ -120,6 +126,7 @@ func Defaults() Config {
 					Created:        "whenCreated",
 					GroupName:      "sAMAccountName",
 					Forward:        "altRecipient",
+					GUID:           "objectGUID",
 					Person: []string{"displayName", "givenName", "sn", "initials", "title", "department",
 						"company", "telephoneNumber", "mobile", "facsimileTelephoneNumber",
 						"physicalDeliveryOfficeName", "streetAddress", "l", "postalCode", "c", "co",
@@ -128,6 +135,7 @@ func Defaults() Config {
 				},
 			},
 		},
+		LMTPShadow: lmtpShadowDefaults(),
 		Telemetry: Telemetry{
 			Listen:    Listen{Network: "tcp", Address: "127.0.0.1:9540"},
 			LogFormat: "auto",

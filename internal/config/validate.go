@@ -28,6 +28,10 @@ func (l *loader) validate(c *Config) {
 	l.validateRedis(c)
 	l.validateTcptable(c)
 	l.validatePolicyd(c)
+	l.validateJournal(c)
+	l.validateMilter(c)
+	l.validateWelcome(c)
+	l.validateLMTPShadow(c)
 }
 
 func (l *loader) validateDomains(c *Config) {

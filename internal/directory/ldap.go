@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	ber "github.com/go-asn1-ber/asn1-ber"
 	"github.com/go-ldap/ldap/v3"
@@ -76,7 +78,7 @@ func (s *LDAPSource) Fetch(ctx context.Context) ([]*Object, error) {
 		filter string
 		attrs  []string
 	}{
-		{User, s.cfg.UserFilter, append([]string{a.Login, a.UPN, a.Mail, a.ProxyAddresses, a.MemberOf, a.AccountControl, a.Created, a.Forward}, a.Person...)},
+		{User, s.cfg.UserFilter, append(nonEmpty(a.Login, a.UPN, a.Mail, a.ProxyAddresses, a.MemberOf, a.AccountControl, a.Created, a.Forward, a.GUID), a.Person...)},
 		{Group, s.cfg.GroupFilter, []string{a.GroupName, "cn", a.Mail, a.ProxyAddresses, a.Member, a.MemberOf}},
 		{Contact, s.cfg.ContactFilter, []string{"cn", a.Mail, a.ProxyAddresses, a.TargetAddress, a.MemberOf}},
 	} {
@@ -214,6 +216,9 @@ func (s *LDAPSource) object(kind Kind, e *ldap.Entry) *Object {
 		uac, _ := strconv.ParseInt(e.GetEqualFoldAttributeValue(a.AccountControl), 10, 64)
 		o.Disabled = uac&0x2 != 0 // ADS_UF_ACCOUNTDISABLE
 		o.Forward = e.GetEqualFoldAttributeValue(a.Forward)
+		if a.GUID != "" {
+			o.GUID = guidString(e.GetEqualFoldRawAttributeValue(a.GUID))
+		}
 		if t, err := ber.ParseGeneralizedTime([]byte(e.GetEqualFoldAttributeValue(a.Created))); err == nil {
 			o.Created = t.UTC()
 		}
@@ -267,4 +272,28 @@ func stripType(v string) string {
 		return addr
 	}
 	return v
+}
+
+// guidString formats AD's 16-byte objectGUID the way AD tools print it (the first three
+// fields little-endian); a textual value (OpenLDAP's entryUUID) is kept as it is.
+func guidString(b []byte) string {
+	if len(b) == 16 {
+		return fmt.Sprintf("%08x-%04x-%04x-%x-%x", binary.LittleEndian.Uint32(b[0:4]),
+			binary.LittleEndian.Uint16(b[4:6]), binary.LittleEndian.Uint16(b[6:8]), b[8:10], b[10:16])
+	}
+	if utf8.Valid(b) {
+		return strings.ToLower(strings.TrimSpace(string(b)))
+	}
+	return ""
+}
+
+// nonEmpty drops unset attribute names, so an attribute turned off ("") is not requested.
+func nonEmpty(names ...string) []string {
+	out := names[:0]
+	for _, n := range names {
+		if n != "" {
+			out = append(out, n)
+		}
+	}
+	return out
 }

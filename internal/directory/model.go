@@ -25,6 +25,7 @@ const (
 type Object struct {
 	DN        string            `json:"dn"`
 	Kind      Kind              `json:"kind"`
+	GUID      string            `json:"guid,omitempty"`  // user: objectGUID, stable across renames and moves
 	Login     string            `json:"login,omitempty"` // sAMAccountName
 	UPN       string            `json:"upn,omitempty"`
 	Name      string            `json:"name,omitempty"` // group name

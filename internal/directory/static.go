@@ -20,6 +20,7 @@ type StaticSource struct{ Path string }
 type staticFile struct {
 	Users []struct {
 		Login    string            `yaml:"login"`
+		GUID     string            `yaml:"guid"`
 		UPN      string            `yaml:"upn"`
 		Mail     string            `yaml:"mail"`
 		Aliases  []string          `yaml:"aliases"`
@@ -71,7 +72,7 @@ func (s StaticSource) Fetch(context.Context) ([]*Object, error) {
 		return nil
 	}
 	for _, u := range f.Users {
-		o := &Object{DN: "user:" + u.Login, Kind: User, Login: u.Login, UPN: u.UPN, Primary: u.Mail,
+		o := &Object{DN: "user:" + u.Login, Kind: User, GUID: u.GUID, Login: u.Login, UPN: u.UPN, Primary: u.Mail,
 			Addresses: u.Aliases, Disabled: u.Disabled, Forward: u.Forward, Created: u.Created, Attrs: u.Attrs}
 		if err := add(o, u.Login); err != nil {
 			return nil, err

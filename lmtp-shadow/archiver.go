@@ -1,0 +1,212 @@
+package lmtpshadow
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/textproto"
+	"os"
+	"strings"
+	"sync/atomic"
+	"text/template"
+	"time"
+
+	"github.com/emersion/go-smtp"
+	"go.uber.org/zap"
+
+	"github.com/postern-mail/postern/internal/address"
+	"github.com/postern-mail/postern/internal/config"
+	"github.com/postern-mail/postern/internal/directory"
+	"github.com/postern-mail/postern/internal/journal"
+)
+
+// settings is the reloadable part of the configuration.
+type settings struct {
+	folder, missing *template.Template
+	timeout         time.Duration
+	store           *Store
+}
+
+// Archiver turns one received copy into delivered archive copies.
+type Archiver struct {
+	journal  Journal
+	resolver *directory.Resolver
+	log      *zap.Logger
+	metrics  *metrics
+	now      func() time.Time
+	cur      atomic.Pointer[settings]
+}
+
+func newSettings(c config.LMTPShadow) *settings {
+	missing := c
+	missing.Folder = c.MissingFolder
+	return &settings{folder: c.FolderTemplate(), missing: missing.FolderTemplate(), timeout: c.Timeout.D(), store: NewStore(c.Store)}
+}
+
+// Archive delivers the message in spool (the whole message as received) for every
+// recipient and returns one result per recipient: nil, or the SMTP error to answer.
+// A copy is acknowledged only after the store said 250 for it; every other outcome is
+// a temporary failure, so Postfix keeps the copy and retries — an archive copy must
+// never bounce.
+func (a *Archiver) Archive(ctx context.Context, sender string, rcpts []string, spool *os.File) []error {
+	s := a.cur.Load()
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	results := make([]error, len(rcpts))
+
+	id := journalID(spool)
+	var env *journal.Entry
+	if id != "" {
+		e, err := a.journal.Get(ctx, id)
+		switch {
+		case err == nil:
+			env = e
+		case errors.Is(err, journal.ErrNotFound) || errors.Is(err, journal.ErrBadID):
+			a.metrics.misses.Inc()
+		default:
+			a.log.Warn("journal unavailable; copies deferred", zap.String("journal_id", id), zap.Error(err))
+			return fill(results, tempErr(4, 4, 3, "archive journal unavailable, try again later"))
+		}
+	} else {
+		a.metrics.misses.Inc()
+	}
+
+	now := a.now()
+	data := folderData{Time: now, Direction: "Unknown"}
+	tpl := s.missing
+	if env != nil {
+		data.Direction, data.Time, tpl = directionTitle(env.Direction), env.Time, s.folder
+		if data.Time.IsZero() {
+			data.Time = now
+		}
+	}
+	var copies []Copy
+	var index []int
+	for i, r := range rcpts {
+		addr, err := address.Parse(r, "+")
+		if err != nil {
+			results[i] = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "not an address"}
+			continue
+		}
+		d := data
+		d.Domain = addr.Domain
+		var folder strings.Builder
+		if err := tpl.Execute(&folder, d); err != nil {
+			results[i] = tempErr(4, 3, 5, "archive folder template failed")
+			a.log.Error("folder template failed", zap.Error(err))
+			continue
+		}
+		cp := Copy{User: addr.Local, Domain: addr.Domain, Folder: strings.Trim(folder.String(), "/")}
+		if err := s.store.Ensure(ctx, cp); err != nil {
+			a.log.Error("cannot prepare the archive folder; copy deferred", zap.String("folder", cp.Folder), zap.String("domain", cp.Domain), zap.Error(err))
+			results[i] = tempErr(4, 3, 0, "archive store unavailable, try again later")
+			continue
+		}
+		copies = append(copies, cp)
+		index = append(index, i)
+	}
+	if len(copies) == 0 {
+		return results
+	}
+
+	head := headerBlock(env, id, sender, a.expand(env), now)
+	if _, err := spool.Seek(0, io.SeekStart); err != nil {
+		return fill(results, tempErr(4, 3, 0, "archive spool error"))
+	}
+	start := a.now()
+	got, err := s.store.Deliver(ctx, sender, copies, io.MultiReader(strings.NewReader(head), spool))
+	a.metrics.storeLatency.Observe(a.now().Sub(start).Seconds())
+	direction := "unknown"
+	if env != nil {
+		direction = env.Direction
+	}
+	allStored := err == nil
+	for k, i := range index {
+		var e error
+		if err != nil {
+			e = err
+		} else {
+			e = got[k]
+		}
+		results[i] = a.verdict(e, copies[k], direction)
+		allStored = allStored && results[i] == nil
+	}
+	if env != nil && allStored {
+		if err := a.journal.MarkArchived(ctx, env.ID, a.now()); err != nil {
+			a.log.Debug("cannot mark the journal entry archived", zap.Error(err))
+		}
+	}
+	return results
+}
+
+// verdict maps the store's answer for one copy to the answer for Postfix: 250 only
+// after the store's 250; a 5xx becomes a 4xx (and an alert-worthy metric).
+func (a *Archiver) verdict(err error, cp Copy, direction string) error {
+	var se *smtp.SMTPError
+	switch {
+	case err == nil:
+		a.metrics.copies.WithLabelValues(direction, "archived").Inc()
+		return nil
+	case errors.As(err, &se) && se.Code >= 500:
+		a.metrics.copies.WithLabelValues(direction, "rejected").Inc()
+		a.log.Error("the store rejected an archive copy; deferred (check the shadow mailbox, its quota and rights)",
+			zap.String("recipient", cp.Recipient()), zap.Int("code", se.Code), zap.String("reply", se.Message))
+		return tempErr(4, 3, 0, "archive store refused the copy, try again later")
+	default:
+		a.metrics.copies.WithLabelValues(direction, "deferred").Inc()
+		a.log.Warn("archive copy deferred", zap.String("recipient", cp.Recipient()), zap.Error(err))
+		if errors.As(err, &se) {
+			return se
+		}
+		return tempErr(4, 4, 1, "archive store unreachable, try again later")
+	}
+}
+
+// expand resolves each envelope recipient through the directory, for the
+// Expanded-To headers. Without the directory the archive still gets the envelope.
+func (a *Archiver) expand(env *journal.Entry) map[string][]string {
+	if env == nil || a.resolver == nil {
+		return nil
+	}
+	out := map[string][]string{}
+	for _, r := range env.Recipients {
+		res, err := a.resolver.Resolve(r)
+		if err != nil || !res.Found() {
+			continue
+		}
+		if len(res.Targets) != 1 || !strings.EqualFold(res.Targets[0], r) {
+			out[r] = res.Targets
+		}
+	}
+	return out
+}
+
+// journalID reads the X-Postern-Journal header of the message's top-level header.
+func journalID(spool *os.File) string {
+	if _, err := spool.Seek(0, io.SeekStart); err != nil {
+		return ""
+	}
+	h, err := textproto.NewReader(bufio.NewReader(spool)).ReadMIMEHeader()
+	if err != nil && len(h) == 0 {
+		return ""
+	}
+	return strings.TrimSpace(h.Get(journal.Header))
+}
+
+func tempErr(a, b, c int, msg string) *smtp.SMTPError {
+	return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{a, b, c}, Message: msg}
+}
+
+func fill(results []error, err error) []error {
+	for i := range results {
+		if results[i] == nil {
+			results[i] = err
+		}
+	}
+	return results
+}
+
+// String is for logs.
+func (c Copy) String() string { return fmt.Sprintf("%s@%s/%s", c.User, c.Domain, c.Folder) }

@@ -1,0 +1,164 @@
+package lmtpshadow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-smtp"
+
+	"github.com/postern-mail/postern/internal/config"
+)
+
+// Store delivers archive copies into the mailbox server over LMTP and, for Cyrus,
+// creates the folders (and the poster's "p" right) over IMAP as the admin.
+type Store struct {
+	cfg     config.Store
+	mu      sync.Mutex
+	created map[string]bool // mailboxes known to exist
+	delim   string          // the IMAP hierarchy separator, learnt once
+}
+
+// NewStore returns a store for cfg.
+func NewStore(cfg config.Store) *Store {
+	return &Store{cfg: cfg, created: map[string]bool{}}
+}
+
+// Copy is one archive copy for one shadow mailbox.
+type Copy struct {
+	User, Domain, Folder string // shadow mailbox owner, its domain, the folder ("Outbound/2026/11")
+}
+
+// Recipient is the LMTP recipient that files the copy in its folder: user+Folder@domain.
+func (c Copy) Recipient() string { return c.User + "+" + c.Folder + "@" + c.Domain }
+
+// Deliver sends one message to every copy in one LMTP transaction and returns each
+// copy's result: nil for 250, else an *smtp.SMTPError (4xx, 5xx) or a connection error.
+func (s *Store) Deliver(ctx context.Context, sender string, copies []Copy, msg io.Reader) ([]error, error) {
+	conn, err := dial(ctx, s.cfg.LMTP)
+	if err != nil {
+		return nil, fmt.Errorf("connect to the store's LMTP %s: %w", s.cfg.LMTP, err)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	}
+	c := smtp.NewClientLMTP(conn)
+	defer c.Close()
+	if err := c.Hello("postern-lmtp-shadow"); err != nil {
+		return nil, fmt.Errorf("store LMTP LHLO: %w", err)
+	}
+	var opts *smtp.MailOptions
+	if s.cfg.Poster != "" {
+		opts = &smtp.MailOptions{Auth: &s.cfg.Poster}
+	}
+	if err := c.Mail(sender, opts); err != nil {
+		return nil, fmt.Errorf("store LMTP MAIL FROM: %w", err)
+	}
+	results := make([]error, len(copies))
+	var accepted []int
+	for i, cp := range copies {
+		if err := c.Rcpt(cp.Recipient(), nil); err != nil {
+			results[i] = err
+			continue
+		}
+		accepted = append(accepted, i)
+	}
+	if len(accepted) == 0 {
+		return results, nil
+	}
+	w, err := c.Data()
+	if err != nil {
+		return nil, fmt.Errorf("store LMTP DATA: %w", err)
+	}
+	if _, err := io.Copy(w, msg); err != nil {
+		return nil, fmt.Errorf("store LMTP DATA: %w", err)
+	}
+	_, err = w.CloseWithLMTPResponse()
+	var perRcpt smtp.LMTPDataError
+	if err != nil && !errors.As(err, &perRcpt) {
+		return nil, fmt.Errorf("store LMTP end of data: %w", err)
+	}
+	for _, i := range accepted {
+		if e := perRcpt[copies[i].Recipient()]; e != nil {
+			results[i] = e
+		}
+	}
+	_ = c.Quit()
+	return results, nil
+}
+
+// Ensure makes sure the copy's folder exists and that the poster may file into it;
+// Dovecot creates folders on delivery (lmtp_save_to_detail_mailbox) and needs nothing.
+func (s *Store) Ensure(ctx context.Context, cp Copy) error {
+	if s.cfg.Kind != "cyrus" {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := cp.User + "@" + cp.Domain + "/" + cp.Folder
+	if s.created[key] {
+		return nil
+	}
+	c, err := s.imapLogin(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if s.delim == "" {
+		s.delim = "/"
+		if list, err := c.List("", "", nil).Collect(); err == nil && len(list) > 0 && list[0].Delim != 0 {
+			s.delim = string(list[0].Delim)
+		}
+	}
+	// user/shadow/Outbound/2026/11@corp.example.test, each level in turn (RFC 3501 6.3.3).
+	name := "user" + s.delim + cp.User
+	for _, part := range strings.Split(cp.Folder, "/") {
+		name += s.delim + part
+		mbox := name + "@" + cp.Domain
+		if err := c.Create(mbox, nil).Wait(); err != nil && !alreadyExists(err) {
+			return fmt.Errorf("create archive folder %s as %s: %w", mbox, s.cfg.AdminUser, err)
+		}
+		if s.cfg.Poster != "" {
+			if err := c.SetACL(mbox, imap.RightsIdentifier(s.cfg.Poster), imap.RightModificationAdd, imap.RightSet("p")).Wait(); err != nil {
+				return fmt.Errorf("grant %s the p right on %s: %w", s.cfg.Poster, mbox, err)
+			}
+		}
+	}
+	s.created[key] = true
+	return nil
+}
+
+func (s *Store) imapLogin(ctx context.Context) (*imapclient.Client, error) {
+	conn, err := dial(ctx, s.cfg.IMAP)
+	if err != nil {
+		return nil, fmt.Errorf("connect to the store's IMAP %s: %w", s.cfg.IMAP, err)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	}
+	c := imapclient.New(conn, nil)
+	if err := c.Login(s.cfg.AdminUser, s.cfg.AdminPassword.Reveal()).Wait(); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("IMAP login as %s: %w (check lmtp_shadow.store.admin_user and admin_password_file)", s.cfg.AdminUser, err)
+	}
+	return c, nil
+}
+
+func alreadyExists(err error) bool {
+	var ie *imap.Error
+	if errors.As(err, &ie) && ie.Code == imap.ResponseCodeAlreadyExists {
+		return true
+	}
+	return strings.Contains(strings.ToLower(err.Error()), "already exists")
+}
+
+func dial(ctx context.Context, l config.Listen) (net.Conn, error) {
+	var d net.Dialer
+	return d.DialContext(ctx, l.Network, l.Address)
+}
