@@ -26,7 +26,7 @@ type bench struct {
 }
 
 // startBench starts Cyrus with the shadow mailbox, a file journal and lmtp-shadow.
-func startBench(t *testing.T) *bench {
+func startBench(t testing.TB) *bench {
 	t.Helper()
 	c := testbench.StartCyrus(t)
 	c.CreateMailbox(t, "user/shadow@corp.example.test")

@@ -15,7 +15,7 @@ import (
 
 // shadowPostfix starts Postfix delivering corp.example.test to Cyrus and the shadow
 // address to lmtp-shadow at shadowAddr, with every message to bob copied to the shadow.
-func shadowPostfix(t *testing.T, c *testbench.Cyrus, shadowAddr string) *testbench.Postfix {
+func shadowPostfix(t testing.TB, c *testbench.Cyrus, shadowAddr string) *testbench.Postfix {
 	c.CreateMailbox(t, "user/bob@corp.example.test")
 	return testbench.StartPostfix(t, testbench.PostfixOptions{MainCF: map[string]string{
 		"virtual_mailbox_domains":            "corp.example.test",
