@@ -17,6 +17,13 @@ import (
 // address to lmtp-shadow at shadowAddr, with every message to bob copied to the shadow.
 func shadowPostfix(t testing.TB, c *testbench.Cyrus, shadowAddr string) *testbench.Postfix {
 	c.CreateMailbox(t, "user/bob@corp.example.test")
+	// The shipped transport table, pointed at this test's lmtp-shadow.
+	example, err := os.ReadFile("../examples/postfix/shadow_transport.regexp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	transport := filepath.Join(testbench.Dir(t), "shadow_transport.regexp")
+	os.WriteFile(transport, []byte(strings.ReplaceAll(string(example), "lmtp:unix:postern/shadow.sock", "lmtp:inet:"+shadowAddr)), 0o644)
 	return testbench.StartPostfix(t, testbench.PostfixOptions{MainCF: map[string]string{
 		"virtual_mailbox_domains":            "corp.example.test",
 		"virtual_mailbox_maps":               "inline:{ bob@corp.example.test=ok, shadow@corp.example.test=ok }",
