@@ -54,7 +54,7 @@ func (s *Store) Deliver(ctx context.Context, sender string, copies []Copy, msg i
 		return nil, fmt.Errorf("store LMTP LHLO: %w", err)
 	}
 	var opts *smtp.MailOptions
-	if s.cfg.Poster != "" {
+	if s.cfg.Poster != "" && s.cfg.Kind == "cyrus" { // Dovecot files by the detail alone
 		opts = &smtp.MailOptions{Auth: &s.cfg.Poster}
 	}
 	if err := c.Mail(sender, opts); err != nil {
