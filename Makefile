@@ -50,9 +50,11 @@ bench: deps
 packages: build
 	gzip -9n < packaging/postern.8 > packaging/postern.8.gz
 	gzip -9n < packaging/changelog.Debian > packaging/changelog.Debian.gz
+	rm -rf packaging/stage && mkdir -p packaging/stage && cp -r examples packaging/stage/
+	find packaging/stage -name '*.go' -delete
 	mkdir -p dist
 	cd packaging && VERSION=$(PKGVERSION) $(GO) run $(NFPM) pkg --packager deb --target ../dist/
 	cd packaging && VERSION=$(PKGVERSION) $(GO) run $(NFPM) pkg --packager rpm --target ../dist/
 
 clean:
-	rm -rf bin dist packaging/*.gz
+	rm -rf bin dist packaging/*.gz packaging/stage
