@@ -52,7 +52,7 @@ packages: build
 	gzip -9n < packaging/changelog.Debian > packaging/changelog.Debian.gz
 	rm -rf packaging/stage && mkdir -p packaging/stage && cp -r examples packaging/stage/
 	find packaging/stage -name '*.go' -delete
-	mkdir -p dist
+	mkdir -p dist && rm -f dist/postern[-_]*
 	cd packaging && VERSION=$(PKGVERSION) $(GO) run $(NFPM) pkg --packager deb --target ../dist/
 	cd packaging && VERSION=$(PKGVERSION) $(GO) run $(NFPM) pkg --packager rpm --target ../dist/
 

@@ -78,6 +78,11 @@ func TestDebContents(t *testing.T) {
 		`-rw-r--r-- root/root .* ./usr/lib/sysusers.d/postern.conf$`,
 		`-rw-r--r-- root/root .* ./usr/share/man/man8/postern.8.gz$`,
 		`-rw-r--r-- root/root .* ./usr/share/doc/postern/examples/postern.yaml$`,
+		`drwxr-xr-x root/root .* ./usr/share/doc/postern/examples/postfix/$`,
+		`-rw-r--r-- root/root .* ./usr/share/doc/postern/examples/prometheus/postern.rules.yml$`,
+	}
+	if strings.Contains(listing, "_test.go") {
+		t.Error("the .deb ships test files")
 	}
 	for _, w := range want {
 		if !regexp.MustCompile(`(?m)^` + w).MatchString(listing) {
