@@ -30,6 +30,7 @@ commands:
   tcptable, policyd,      one daemon (Postfix tables, policy service,
   milter, lmtp-shadow     milter, archive LMTP server)
   lookup [--json] ADDRESS how the directory sees an address (exit 0 found, 1 unknown, 75 unavailable)
+  welcome [--dry-run]     one-shot: welcome letters to new directory users (systemd timer)
   check-config            validate the configuration and print it, secrets redacted
   version                 print the version
 
@@ -60,6 +61,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return checkConfig(*cfgPath, rest, stdout, stderr)
 	case "lookup":
 		return lookup(*cfgPath, rest, stdout, stderr)
+	case "welcome":
+		return welcomeCmd(*cfgPath, rest, stdout, stderr)
 	case "run":
 		return runDaemons(*cfgPath, "", rest, stderr)
 	case "help", "-h", "--help":

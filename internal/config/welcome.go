@@ -94,8 +94,9 @@ func (l *loader) validateWelcome(c *Config) {
 	w.StateDir = l.path(w.StateDir)
 	if w.MetricsFile == "" {
 		w.MetricsFile = filepath.Join(w.StateDir, "welcome.prom")
+	} else {
+		w.MetricsFile = l.path(w.MetricsFile)
 	}
-	w.MetricsFile = l.path(w.MetricsFile)
 	if !w.Enabled() {
 		return
 	}
@@ -113,10 +114,11 @@ func (l *loader) validateWelcome(c *Config) {
 	}
 	l.welcomeTemplate(k+"html_template_file", &w.HTMLTemplateFile, true)
 	l.welcomeTemplate(k+"text_template_file", &w.TextTemplateFile, false)
-	if w.ImagesDir == "" && w.HTMLTemplateFile != "" {
-		w.ImagesDir = filepath.Dir(w.HTMLTemplateFile)
+	if w.ImagesDir != "" {
+		w.ImagesDir = l.path(w.ImagesDir)
+	} else if w.HTMLTemplateFile != "" {
+		w.ImagesDir = filepath.Dir(w.HTMLTemplateFile) // already made absolute
 	}
-	w.ImagesDir = l.path(w.ImagesDir)
 	if fi, err := os.Stat(w.ImagesDir); w.ImagesDir != "" && (err != nil || !fi.IsDir()) {
 		l.add(k+"images_dir", "%q is not a folder", w.ImagesDir)
 	}
