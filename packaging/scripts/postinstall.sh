@@ -19,6 +19,6 @@ if [ -d /run/systemd/system ]; then
 	fi
 fi
 if ! $upgrade; then
-	echo "postern: edit /etc/postern/postern.yaml, run 'postern check-config', then 'systemctl enable --now postern-<daemon>.socket' (see man postern)."
+	echo "postern: edit /etc/postern/postern.yaml, run 'postern check-config', then 'systemctl enable --now postern-<daemon>.socket' (and postern-welcome.timer); see man postern."
 fi
 exit 0
