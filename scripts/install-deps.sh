@@ -4,7 +4,7 @@
 # Idempotent: does nothing when everything is present. Needs root.
 set -eu
 
-pkgs="samba samba-ad-provision samba-dsdb-modules samba-vfs-modules ldap-utils postfix postfix-ldap cyrus-imapd cyrus-clients cyrus-admin sasl2-bin
+pkgs="samba samba-ad-provision samba-dsdb-modules samba-vfs-modules ldap-utils postfix postfix-ldap cyrus-imapd cyrus-clients cyrus-admin sasl2-bin dovecot-core dovecot-lmtpd
 redis-server swaks postfwd altermime opendkim opendkim-tools iproute2 ca-certificates
 lintian rpm rpmlint prometheus"
 
