@@ -1,5 +1,5 @@
 // Package testbench starts private instances of the real servers postern works with
-// (Samba AD, Postfix, Redis, Cyrus IMAP) on 127.0.0.1 under a temporary directory, for
+// (Samba AD, Postfix, Redis, Cyrus IMAP, Dovecot) on 127.0.0.1 under a temporary directory, for
 // integration tests, and stops them when the test ends.
 //
 // A server whose program is missing skips the test on a developer's machine and fails it

@@ -265,7 +265,7 @@ func (c *Cyrus) AdminCommand(t testing.TB, command string) []string {
 
 // Message is one message read back from a mailbox.
 type Message struct {
-	Raw       []byte // as Cyrus stores it, CRLF line ends
+	Raw       []byte // as the store keeps it, CRLF line ends
 	MessageID string
 	Subject   string // decoded (RFC 2047)
 }
