@@ -136,10 +136,13 @@ func Defaults() Config {
 			},
 		},
 		LMTPShadow: lmtpShadowDefaults(),
+		Tcptable:   tcptableDefaults(),
 		Telemetry: Telemetry{
 			Listen:    Listen{Network: "tcp", Address: "127.0.0.1:9540"},
 			LogFormat: "auto",
 			LogLevel:  "info",
 		},
+		Redis:   redisDefaults(),
+		Policyd: policydDefaults(),
 	}
 }

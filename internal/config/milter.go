@@ -248,7 +248,7 @@ func (s ByteSize) MarshalYAML() (any, error) {
 			return fmt.Sprintf("%d%s", s>>u.shift, u.suffix), nil
 		}
 	}
-	return strconv.FormatInt(int64(s), 10), nil
+	return int64(s), nil
 }
 
 func parseByteSize(raw string) (ByteSize, error) {

@@ -133,6 +133,9 @@ func (s *Samba) Start(t testing.TB) {
 		t.Fatal("testbench: Samba is already running; Stop it first")
 	}
 	// A foreign server on the ports would answer the readiness check in place of ours.
+	if _, busy := sambaPortBusy(); busy && reclaimStaleSamba(s.lastHeld) {
+		t.Logf("testbench: stopped a bench Samba left over from a killed test run (%s)", s.lastHeld)
+	}
 	if port, busy := sambaPortBusy(); busy {
 		t.Fatalf("testbench: something already listens on 127.0.0.1:%d, one of Samba's fixed ports "+
 			"(389/636/3268/3269), probably a samba left over from an aborted test run. "+
@@ -510,4 +513,31 @@ func lastLines(b []byte, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return string(bytes.Join(lines, []byte("\n")))
+}
+
+// reclaimStaleSamba kills the bench Samba the lock file recorded, when it still runs:
+// whoever took the lock after its test holds it now, so that test's process died without
+// its cleanup (a go test timeout, a kill). Only a samba process serving a bench
+// directory is touched. It reports whether the ports came free.
+func reclaimStaleSamba(lastHeld string) bool {
+	var holder, pid int
+	var test, dir string
+	if n, _ := fmt.Sscanf(lastHeld, "pid %d test %s samba pid %d dir %s", &holder, &test, &pid, &dir); n != 4 {
+		return false
+	}
+	comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || strings.TrimSpace(string(comm)) != "samba" || !strings.Contains(string(cmdline), dir) ||
+		!strings.Contains(dir, "postern-bench-") {
+		return false
+	}
+	_ = syscall.Kill(-pid, syscall.SIGKILL)
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+	for i := 0; i < 100; i++ {
+		if _, busy := sambaPortBusy(); !busy {
+			return true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return false
 }
