@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,7 +33,8 @@ directory: {backend: static, static: {file: %s}}
 telemetry: {listen: 127.0.0.1:%d}
 `, dir, example, testbench.FreePort(t))), 0o600)
 
-	cmd := exec.Command(binary(t), "-c", cfg, "run")
+	override := fmt.Sprintf("127.0.0.1:%d", testbench.FreePort(t))
+	cmd := exec.Command(binary(t), "-c", cfg, "run", "--telemetry", override)
 	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -49,6 +51,10 @@ telemetry: {listen: 127.0.0.1:%d}
 	}
 	if got := next(); !strings.Contains(got, "READY=1") {
 		t.Fatalf("first notification %q, want READY=1", got)
+	}
+	// --telemetry moves /metrics to the unit's own port.
+	if resp, err := http.Get("http://" + override + "/healthz"); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("--telemetry %s: %v", override, err)
 	}
 	cmd.Process.Signal(syscall.SIGHUP)
 	if got := next(); !strings.Contains(got, "RELOADING=1") {

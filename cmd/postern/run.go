@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -27,12 +28,19 @@ func runDaemons(cfgPath, only string, args []string, stderr io.Writer) int {
 	if name == "" {
 		name = "run"
 	}
-	_, path, err := subFlags(name, cfgPath, args, stderr, nil)
+	var telemetryAddr string
+	_, path, err := subFlags(name, cfgPath, args, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&telemetryAddr, "telemetry", "", "serve /metrics here instead of telemetry.listen (one port per daemon unit)")
+	})
 	if err != nil {
 		return exitConfig
 	}
 	c, ok := loadConfig(path, stderr)
 	if !ok {
+		return exitConfig
+	}
+	if err := overrideTelemetry(c, telemetryAddr); err != nil {
+		fmt.Fprintln(stderr, "postern:", err)
 		return exitConfig
 	}
 	log, err := telemetry.NewLogger(stderr, c.Telemetry.LogFormat, c.Telemetry.LogLevel)
@@ -115,6 +123,9 @@ func runDaemons(cfgPath, only string, args []string, stderr io.Writer) int {
 		}
 		notify(log, sd.SdNotifyReloading)
 		next, err := config.Load(path)
+		if err == nil {
+			err = overrideTelemetry(next, telemetryAddr)
+		}
 		if err != nil {
 			reloads.WithLabelValues("failure").Inc()
 			log.Error("reload failed; keeping the running configuration", zap.Error(err))
@@ -168,4 +179,21 @@ func notify(log *zap.Logger, state string) {
 	if _, err := sd.SdNotify(false, state); err != nil {
 		log.Warn("cannot notify systemd", zap.String("state", state), zap.Error(err))
 	}
+}
+
+// overrideTelemetry applies --telemetry: the units of the separate daemons share one
+// configuration file, so each gets its own metrics port on the command line.
+func overrideTelemetry(c *config.Config, addr string) error {
+	if addr == "" {
+		return nil
+	}
+	l, err := config.ParseListen(addr)
+	if err != nil || l.Network != "tcp" {
+		return fmt.Errorf("--telemetry %q: use HOST:PORT", addr)
+	}
+	if !l.IsLoopback() && !c.AllowNonLoopback {
+		return fmt.Errorf("--telemetry %s can be reached from other hosts; use 127.0.0.1 or set allow_non_loopback: true", addr)
+	}
+	c.Telemetry.Listen = l
+	return nil
 }
