@@ -1,7 +1,6 @@
 package tcptable
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
@@ -17,35 +16,7 @@ import (
 	"github.com/postern-mail/postern/internal/testbench"
 )
 
-// exampleMainCF reads the settings of a shipped main.cf fragment (comments skipped,
-// continuation lines joined).
-func exampleMainCF(t *testing.T, name string) map[string]string {
-	t.Helper()
-	f, err := os.Open(filepath.Join("..", "examples", "postfix", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	settings := map[string]string{}
-	last := ""
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case strings.HasPrefix(strings.TrimSpace(line), "#") || strings.TrimSpace(line) == "":
-		case line[0] == ' ' || line[0] == '\t':
-			settings[last] += " " + strings.TrimSpace(line)
-		default:
-			k, v, ok := strings.Cut(line, "=")
-			if !ok {
-				t.Fatalf("%s: not a main.cf line: %q", name, line)
-			}
-			last = strings.TrimSpace(k)
-			settings[last] = strings.TrimSpace(v)
-		}
-	}
-	return settings
-}
+func exampleMainCF(t *testing.T, name string) map[string]string { return testbench.PostfixExample(t, name) }
 
 // The ports tcptable-tcp-main.cf gives each map.
 var examplePorts = map[string]string{"10051": "domains", "10052": "alias_domains", "10053": "mailboxes",

@@ -16,7 +16,10 @@ type Mail struct {
 	// XClientLogin, when set, sends Postfix's XCLIENT LOGIN= before MAIL FROM (SMTP only), so
 	// smtpd, policy servers and milters see that sasl_username without any SASL set up.
 	XClientLogin string
-	Data         []byte // the message; lone LF becomes CRLF and leading dots are doubled on the wire
+	// XClientAddr, when set, sends XCLIENT ADDR= so the message seems to come from that
+	// client address (a trusted relay such as PMG, an internal network).
+	XClientAddr string
+	Data        []byte // the message; lone LF becomes CRLF and leading dots are doubled on the wire
 }
 
 // Reply is one SMTP or LMTP reply.
@@ -41,7 +44,7 @@ func SendMail(addr string, m Mail) (code int, text string, err error) {
 		return 0, "", err
 	}
 	defer s.close()
-	r, err := s.smtpHello(m.XClientLogin)
+	r, err := s.smtpHello(m.XClientLogin, m.XClientAddr)
 	if err != nil || r.Code/100 != 2 {
 		return r.Code, r.Text, err
 	}
@@ -143,17 +146,24 @@ func (s *session) close() {
 	s.text.Close()
 }
 
-// smtpHello reads the greeting and says EHLO, and with a login sends XCLIENT LOGIN= and EHLO
-// again (Postfix XCLIENT_README: XCLIENT resets the session to the greeting).
-func (s *session) smtpHello(login string) (Reply, error) {
+// smtpHello reads the greeting and says EHLO, and with a login or an address sends XCLIENT
+// and EHLO again (Postfix XCLIENT_README: XCLIENT resets the session to the greeting).
+func (s *session) smtpHello(login, addr string) (Reply, error) {
 	r, err := s.reply()
 	if err != nil || r.Code != 220 {
 		return r, err
 	}
-	if r, err = s.cmd("EHLO client.test"); err != nil || r.Code/100 != 2 || login == "" {
+	if r, err = s.cmd("EHLO client.test"); err != nil || r.Code/100 != 2 || (login == "" && addr == "") {
 		return r, err
 	}
-	if r, err = s.cmd("XCLIENT LOGIN=%s", xtext(login)); err != nil || r.Code/100 != 2 {
+	var attrs []string
+	if login != "" {
+		attrs = append(attrs, "LOGIN="+xtext(login))
+	}
+	if addr != "" {
+		attrs = append(attrs, "ADDR="+xtext(addr), "NAME=[UNAVAILABLE]")
+	}
+	if r, err = s.cmd("XCLIENT %s", strings.Join(attrs, " ")); err != nil || r.Code/100 != 2 {
 		return r, err
 	}
 	return s.cmd("EHLO client.test")
