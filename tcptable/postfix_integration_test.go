@@ -16,7 +16,9 @@ import (
 	"github.com/postern-mail/postern/internal/testbench"
 )
 
-func exampleMainCF(t *testing.T, name string) map[string]string { return testbench.PostfixExample(t, name) }
+func exampleMainCF(t *testing.T, name string) map[string]string {
+	return testbench.PostfixExample(t, name)
+}
 
 // The ports tcptable-tcp-main.cf gives each map.
 var examplePorts = map[string]string{"10051": "domains", "10052": "alias_domains", "10053": "mailboxes",
