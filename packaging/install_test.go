@@ -36,6 +36,14 @@ func TestInstallUpgradeRemovePurge(t *testing.T) {
 	if v := run(t, "/usr/bin/postern", "version"); !strings.HasPrefix(v, "postern 0.") {
 		t.Errorf("installed postern version: %q", v)
 	}
+	// With the binary in place, systemd-analyze verify has nothing to say about any unit.
+	if _, err := exec.LookPath("systemd-analyze"); err == nil {
+		units, _ := filepath.Glob("/usr/lib/systemd/system/postern-*")
+		out, _ := exec.Command("systemd-analyze", append([]string{"verify", "--man=no"}, units...)...).CombinedOutput()
+		if s := strings.TrimSpace(string(out)); s != "" || len(units) < 9 {
+			t.Errorf("systemd-analyze verify of the %d installed units: %s", len(units), s)
+		}
+	}
 
 	// An operator edits the configuration; the upgrade keeps it (--force-confold).
 	f, _ := os.OpenFile("/etc/postern/postern.yaml", os.O_APPEND|os.O_WRONLY, 0)
