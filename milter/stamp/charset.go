@@ -35,7 +35,7 @@ var gb2312Labels = map[string]bool{
 // ISO-8859-1 stays ISO-8859-1), then the WHATWG names mail clients also use
 // (x-gbk, ks_c_5601-1987, cp1252).
 func lookupCharset(label string) (textCharset, error) {
-	l := strings.ToLower(strings.Trim(label, " \t\"'"))
+	l := strings.ToLower(strings.TrimSpace(label)) // a quote is a token character in MIME: "gbk'" is no charset
 	switch {
 	case asciiLabels[l]:
 		return textCharset{}, nil

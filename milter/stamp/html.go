@@ -199,16 +199,6 @@ func indexFold(s, sub string) int {
 	return -1
 }
 
-// lastIndexFold is strings.LastIndex ignoring ASCII case; sub must be ASCII.
-func lastIndexFold(s, sub string) int {
-	for i := len(s) - len(sub); i >= 0; i-- {
-		if equalFoldASCII(s[i:i+len(sub)], sub) {
-			return i
-		}
-	}
-	return -1
-}
-
 func equalFoldASCII(a, b string) bool {
 	if len(a) != len(b) {
 		return false
