@@ -9,12 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap/zaptest"
-
-	"github.com/postern-mail/postern/internal/config"
-	"github.com/postern-mail/postern/internal/directory"
 	"github.com/postern-mail/postern/internal/journal"
-	"github.com/postern-mail/postern/internal/service"
 	"github.com/postern-mail/postern/internal/testbench"
 )
 
@@ -22,7 +17,6 @@ type bench struct {
 	cyrus   *testbench.Cyrus
 	journal journal.Store
 	addr    string
-	daemon  service.Daemon
 }
 
 // startBench starts Cyrus with the shadow mailbox, a file journal and lmtp-shadow.
@@ -30,49 +24,11 @@ func startBench(t testing.TB) *bench {
 	t.Helper()
 	c := testbench.StartCyrus(t)
 	c.CreateMailbox(t, "user/shadow@corp.example.test")
-	dir := t.TempDir()
-	pw := filepath.Join(dir, "cyrus.secret")
+	pw := filepath.Join(t.TempDir(), "cyrus.secret")
 	os.WriteFile(pw, []byte(c.AdminPassword), 0o600)
-	example, _ := filepath.Abs("../examples/directory.yaml")
-	port := testbench.FreePort(t)
-	yaml := fmt.Sprintf(`domains: [corp.example.test, other.example.test]
-state_dir: %[1]s
-directory: {backend: static, static: {file: %[2]s}}
-journal: {store: file, path: %[1]s/journal}
-lmtp_shadow:
-  listen: inet:127.0.0.1:%[3]d
-  store: {kind: cyrus, lmtp: inet:%[4]s, imap: inet:%[5]s, admin_user: %[6]s, admin_password_file: %[7]s}
-  timeout: 10s
-`, dir, example, port, c.LMTPAddr, c.IMAPAddr, c.Admin, pw)
-	cfg, err := config.Parse(filepath.Join(dir, "postern.yaml"), []byte(yaml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := zaptest.NewLogger(t)
-	dirx, resolver, err := directory.FromConfig(cfg, log, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := dirx.Sync(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	d, err := Build(service.Deps{Config: cfg, Log: log, Directory: dirx, Resolver: resolver})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		d.Shutdown(ctx)
-	})
-	j, err := journal.Open(cfg.Journal, cfg.Redis) // a second handle, as the milter's process has
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &bench{cyrus: c, journal: j, addr: fmt.Sprintf("127.0.0.1:%d", port), daemon: d}
+	j, addr := startShadowDaemon(t, fmt.Sprintf("{kind: cyrus, lmtp: inet:%s, imap: inet:%s, admin_user: %s, admin_password_file: %s}",
+		c.LMTPAddr, c.IMAPAddr, c.Admin, pw))
+	return &bench{cyrus: c, journal: j, addr: addr}
 }
 
 const body = "From: Alice <alice@corp.example.test>\r\nTo: bob@corp.example.test\r\nSubject: quarterly figures\r\nMessage-ID: <q3@corp.example.test>\r\nDate: Sun, 22 Nov 2026 09:30:00 +0000\r\n%s\r\nThe figures, as promised.\r\n"

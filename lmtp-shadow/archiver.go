@@ -27,6 +27,7 @@ type settings struct {
 	folder, missing *template.Template
 	timeout         time.Duration
 	store           *Store
+	maxSize         int64 // lmtp_shadow.max_message_size
 }
 
 // Archiver turns one received copy into delivered archive copies.
@@ -42,7 +43,8 @@ type Archiver struct {
 func newSettings(c config.LMTPShadow) *settings {
 	missing := c
 	missing.Folder = c.MissingFolder
-	return &settings{folder: c.FolderTemplate(), missing: missing.FolderTemplate(), timeout: c.Timeout.D(), store: NewStore(c.Store)}
+	return &settings{folder: c.FolderTemplate(), missing: missing.FolderTemplate(), timeout: c.Timeout.D(), store: NewStore(c.Store),
+		maxSize: int64(c.MaxMessageSize)}
 }
 
 // Archive delivers the message in spool (the whole message as received) for every

@@ -9,12 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap/zaptest"
-
-	"github.com/postern-mail/postern/internal/config"
-	"github.com/postern-mail/postern/internal/directory"
 	"github.com/postern-mail/postern/internal/journal"
-	"github.com/postern-mail/postern/internal/service"
+	"github.com/postern-mail/postern/internal/service/servicetest"
 	"github.com/postern-mail/postern/internal/testbench"
 )
 
@@ -38,8 +34,9 @@ func startDovecotBench(t testing.TB) *dovecotBench {
 
 // startShadowDaemon runs lmtp-shadow in this process on a free port, with a file journal
 // and the example directory, delivering into store (lmtp_shadow.store, as YAML). It
-// returns a second handle on the journal and lmtp-shadow's address.
-func startShadowDaemon(t testing.TB, store string) (journal.Store, string) {
+// returns a second handle on the journal and lmtp-shadow's address. extra lines go into
+// the lmtp_shadow section.
+func startShadowDaemon(t testing.TB, store string, extra ...string) (journal.Store, string) {
 	t.Helper()
 	dir := t.TempDir()
 	example, _ := filepath.Abs("../examples/directory.yaml")
@@ -53,31 +50,12 @@ lmtp_shadow:
   store: %[4]s
   timeout: 10s
 `, dir, example, addr, store)
-	cfg, err := config.Parse(filepath.Join(dir, "postern.yaml"), []byte(yaml))
-	if err != nil {
-		t.Fatal(err)
+	for _, line := range extra {
+		yaml += "  " + line + "\n"
 	}
-	log := zaptest.NewLogger(t)
-	dirx, resolver, err := directory.FromConfig(cfg, log, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := dirx.Sync(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	d, err := Build(service.Deps{Config: cfg, Log: log, Directory: dirx, Resolver: resolver})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		d.Shutdown(ctx)
-	})
-	j, err := journal.Open(cfg.Journal, cfg.Redis)
+	deps := servicetest.Deps(t, dir, yaml)
+	servicetest.Start(t, deps, Build)
+	j, err := journal.Open(deps.Config.Journal, deps.Config.Redis) // a second handle, as the milter has
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,10 +1,11 @@
 package lmtpshadow
 
 import (
-	"github.com/postern-mail/postern/internal/journal"
 	"mime"
 	"strings"
 	"time"
+
+	"github.com/postern-mail/postern/internal/journal"
 )
 
 // The archive headers, prepended to the message. ASCII only (RFC 2047 for anything

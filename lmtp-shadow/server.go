@@ -31,7 +31,9 @@ func New(deps service.Deps, j Journal) *Daemon {
 	s := smtp.NewServer(&backend{a: a})
 	s.LMTP = true
 	s.Domain = "postern-lmtp-shadow"
-	s.MaxMessageBytes = int64(deps.Config.LMTPShadow.MaxMessageSize)
+	// No MaxMessageBytes: the server's own limit answers 552, and a 5xx for a copy the
+	// BCC maps added bounces to the sender, telling them of the archive. LMTPData
+	// enforces lmtp_shadow.max_message_size with a 4xx instead.
 	s.MaxRecipients = 1000
 	s.ReadTimeout, s.WriteTimeout = 5*time.Minute, 5*time.Minute
 	s.ErrorLog = zap.NewStdLog(a.log)
@@ -104,12 +106,17 @@ func (s *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
 		return tempErr(4, 3, 0, "cannot spool the message")
 	}
 	defer func() { spool.Close(); os.Remove(spool.Name()) }()
-	if _, err := io.Copy(spool, r); err != nil {
-		var se *smtp.SMTPError
-		if errors.As(err, &se) {
-			return se // 552 message too large, from the server's limit
-		}
+	limit := s.a.cur.Load().maxSize
+	n, err := io.Copy(spool, io.LimitReader(r, limit+1))
+	if err != nil {
 		return tempErr(4, 3, 0, "cannot spool the message")
+	}
+	if n > limit {
+		_, _ = io.Copy(io.Discard, r) // read to the end of DATA, so the session stays in step
+		s.a.metrics.copies.WithLabelValues("unknown", "deferred").Add(float64(len(s.rcpts)))
+		s.a.log.Error("archive copy larger than lmtp_shadow.max_message_size; deferred, raise the limit above Postfix's message_size_limit",
+			zap.Int64("limit", limit), zap.String("sender", s.sender))
+		return tempErr(4, 3, 4, "message larger than the archive's size limit, try again later")
 	}
 	results := s.a.Archive(context.Background(), s.sender, s.rcpts, spool)
 	for i, rcpt := range s.rcpts {

@@ -113,3 +113,16 @@ func TestLookupStaticExample(t *testing.T) {
 		t.Fatalf("unknown address: exit %d, want %d", code, exitNotFound)
 	}
 }
+
+// A daemon run by its own unit whose section is not configured exits 2 (its unit's
+// RestartPreventExitStatus) and names the setting, instead of serving unvalidated.
+func TestUnconfiguredDaemonRefusesToRun(t *testing.T) {
+	cfg := writeConfig(t, goodLDAP)
+	for _, d := range daemons {
+		var out, errb bytes.Buffer
+		code := run([]string{"-c", cfg, d.name}, &out, &errb)
+		if code != exitConfig || !strings.Contains(errb.String(), d.setting) {
+			t.Errorf("postern %s unconfigured: exit %d, stderr %q; want exit %d naming %s", d.name, code, errb.String(), exitConfig, d.setting)
+		}
+	}
+}

@@ -43,6 +43,12 @@ func runDaemons(cfgPath, only string, args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "postern:", err)
 		return exitConfig
 	}
+	if d, ok := findDaemon(only); ok && !d.enabled(c) {
+		// Its section would not even have been validated: refuse rather than serve unconfigured.
+		fmt.Fprintf(stderr, "postern %s: not configured in %s: set %s (under socket activation, the address its .socket unit listens on)\n",
+			d.name, path, d.setting)
+		return exitConfig
+	}
 	log, err := telemetry.NewLogger(stderr, c.Telemetry.LogFormat, c.Telemetry.LogLevel)
 	if err != nil {
 		fmt.Fprintln(stderr, "postern:", err)
