@@ -275,14 +275,30 @@ type Message struct {
 // neither the user's password nor an ACL for the admin.
 func (c *Cyrus) Messages(t testing.TB, user, folder string) []Message {
 	t.Helper()
-	conn, err := c.dialIMAP(user, c.Admin)
+	msgs, err := c.ReadMessages(user, folder)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return msgs
+}
+
+// ErrNoFolder is ReadMessages' error for a folder that does not exist.
+var ErrNoFolder = errors.New("testbench: no such folder")
+
+// ReadMessages is Messages for callers that handle errors themselves; a folder that does
+// not exist is ErrNoFolder.
+func (c *Cyrus) ReadMessages(user, folder string) ([]Message, error) {
+	conn, err := c.dialIMAP(user, c.Admin)
+	if err != nil {
+		return nil, err
 	}
 	defer conn.logout()
 	resps, err := conn.do("EXAMINE " + imapQuote(folder))
 	if err != nil {
-		t.Fatalf("%v (does %s have a folder %q?)", err, user, folder)
+		if strings.Contains(err.Error(), "does not exist") {
+			return nil, fmt.Errorf("%w: %s of %s", ErrNoFolder, folder, user)
+		}
+		return nil, fmt.Errorf("%v (does %s have a folder %q?)", err, user, folder)
 	}
 	exists := 0
 	for _, r := range resps {
@@ -291,10 +307,10 @@ func (c *Cyrus) Messages(t testing.TB, user, folder string) []Message {
 		}
 	}
 	if exists == 0 {
-		return nil
+		return nil, nil
 	}
 	if resps, err = conn.do("FETCH 1:* (BODY.PEEK[])"); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	var msgs []Message
 	for _, r := range resps {
@@ -304,7 +320,7 @@ func (c *Cyrus) Messages(t testing.TB, user, folder string) []Message {
 			msgs = append(msgs, m)
 		}
 	}
-	return msgs
+	return msgs, nil
 }
 
 // headerFields returns the Message-ID and the decoded Subject of a raw message.

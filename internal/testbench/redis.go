@@ -16,14 +16,27 @@ type Redis struct {
 	Addr string // "127.0.0.1:port"
 	Dir  string // its directory (working dir and logs)
 
-	proc *Process
+	proc    *Process
+	durable bool
 }
 
 // StartRedis starts redis-server on a free port and stops it when the test ends.
 func StartRedis(t testing.TB) *Redis {
 	t.Helper()
+	return startRedis(t, &Redis{})
+}
+
+// StartDurableRedis is StartRedis with an append-only file written on every command
+// (appendfsync always), so data survives Stop and Start as on a production Redis.
+func StartDurableRedis(t testing.TB) *Redis {
+	t.Helper()
+	return startRedis(t, &Redis{durable: true})
+}
+
+func startRedis(t testing.TB, r *Redis) *Redis {
+	t.Helper()
 	Require(t, "redis-server")
-	r := &Redis{Dir: Dir(t)}
+	r.Dir = Dir(t)
 	KeepLogs(t, r.Dir)
 	t.Cleanup(r.Stop)
 	// The free port can be taken by another test binary before redis binds it; try others.
@@ -40,7 +53,7 @@ func StartRedis(t testing.TB) *Redis {
 	return nil
 }
 
-// Stop stops the server; its data is gone, since nothing is persisted.
+// Stop stops the server; its data is gone unless it was started durable.
 func (r *Redis) Stop() {
 	if r.proc != nil {
 		r.proc.Stop()
@@ -62,11 +75,16 @@ func (r *Redis) Start(t testing.TB) {
 
 func (r *Redis) start() error {
 	_, port, _ := net.SplitHostPort(r.Addr)
+	persistence := []string{"--appendonly", "no"}
+	if r.durable {
+		persistence = []string{"--appendonly", "yes", "--appendfsync", "always"}
+	}
 	// --bind is explicit: without a config file redis would listen on every interface.
-	p, err := Start("redis", filepath.Join(r.Dir, "redis.out"), nil, "redis-server",
-		"--bind", "127.0.0.1", "--port", port, "--protected-mode", "yes",
-		"--save", "", "--appendonly", "no", "--dir", r.Dir, "--daemonize", "no",
+	argv := append([]string{"redis-server",
+		"--bind", "127.0.0.1", "--port", port, "--protected-mode", "yes", "--save", ""}, persistence...)
+	argv = append(argv, "--dir", r.Dir, "--daemonize", "no",
 		"--logfile", filepath.Join(r.Dir, "redis.log"), "--pidfile", filepath.Join(r.Dir, "redis.pid"))
+	p, err := Start("redis", filepath.Join(r.Dir, "redis.out"), nil, argv...)
 	if err != nil {
 		return err
 	}

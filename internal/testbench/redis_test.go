@@ -56,6 +56,24 @@ func TestRedis(t *testing.T) {
 	}
 }
 
+// A durable Redis keeps what it was told across Stop and Start, as a production Redis
+// with an append-only file does through a restart.
+func TestDurableRedis(t *testing.T) {
+	r := StartDurableRedis(t)
+	c := dialRESP(t, r.Addr)
+	if got := c.do(t, "SET", "journal:1", "envelope"); got != "OK" {
+		t.Fatalf("SET = %q", got)
+	}
+	c.Close()
+	r.Stop()
+	r.Start(t)
+	c = dialRESP(t, r.Addr)
+	defer c.Close()
+	if got := c.do(t, "GET", "journal:1"); got != "envelope" {
+		t.Errorf("GET after restart = %q, want the value written before Stop", got)
+	}
+}
+
 // respConn is just enough of a RESP client for the self-test.
 type respConn struct {
 	net.Conn
