@@ -2,7 +2,6 @@ package milter
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
 	"net"
@@ -16,12 +15,9 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
-	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
-	"github.com/postern-mail/postern/internal/config"
-	"github.com/postern-mail/postern/internal/directory"
-	"github.com/postern-mail/postern/internal/service"
+	"github.com/postern-mail/postern/internal/service/servicetest"
 	"github.com/postern-mail/postern/internal/testbench"
 )
 
@@ -58,30 +54,12 @@ func startBenchMilter(b *testing.B) string {
 	b.Helper()
 	dir := testbench.Dir(b)
 	addr := fmt.Sprintf("127.0.0.1:%d", testbench.FreePort(b))
-	c, err := config.Parse(filepath.Join(dir, "postern.yaml"), []byte(benchConfigYAML(b, dir, addr, "127.0.0.1:0")))
-	if err != nil {
-		b.Fatal(err)
+	deps := servicetest.Deps(b, dir, benchConfigYAML(b, dir, addr, "127.0.0.1:0"))
+	if !deps.Directory.Ready() {
+		b.Fatal("the first directory sync failed (see the log above)")
 	}
-	os.MkdirAll(c.StateDir, 0o750)
-	dirc, resolver, err := directory.FromConfig(c, zap.NewNop(), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := dirc.Sync(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	d, err := newDaemon(service.Deps{Config: c, Log: zap.NewNop(), Registry: prometheus.NewRegistry(), Directory: dirc, Resolver: resolver})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := d.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		d.Shutdown(ctx)
-	})
+	deps.Log = zap.NewNop() // the milter logs every message; through the test's log that would be measured too
+	servicetest.Start(b, deps, newDaemon)
 	return addr
 }
 

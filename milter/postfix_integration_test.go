@@ -9,13 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"go.uber.org/zap/zaptest"
-
 	"github.com/postern-mail/postern/internal/config"
-	"github.com/postern-mail/postern/internal/directory"
 	"github.com/postern-mail/postern/internal/journal"
-	"github.com/postern-mail/postern/internal/service"
+	"github.com/postern-mail/postern/internal/service/servicetest"
 	"github.com/postern-mail/postern/internal/testbench"
 )
 
@@ -103,33 +99,11 @@ milter:
   max_body_size: 50MB
 %[4]s`, dir, addr, o.yaml, indent(o.milter, "  "), onError)
 	y := testbench.CorpConfig(s, filepath.Join(dir, "state"), extra)
-	c, err := config.Parse(filepath.Join(dir, "postern.yaml"), []byte(y))
-	if err != nil {
-		t.Fatal(err)
+	deps := servicetest.Deps(t, dir, y)
+	if !deps.Directory.Ready() { // every scenario needs the directory: fail here, not at each message
+		t.Fatal("the first directory sync failed (see the log above)")
 	}
-	if err := os.MkdirAll(c.StateDir, 0o750); err != nil {
-		t.Fatal(err)
-	}
-	log := zaptest.NewLogger(t)
-	dirc, resolver, err := directory.FromConfig(c, log, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := dirc.Sync(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	d, err := newDaemon(service.Deps{Config: c, Log: log, Registry: prometheus.NewRegistry(), Directory: dirc, Resolver: resolver})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		d.Shutdown(ctx)
-	})
+	d := servicetest.Start(t, deps, newDaemon)
 	milters := "inet:" + addr
 	if o.milters != nil {
 		milters = o.milters(addr)
@@ -144,7 +118,7 @@ milter:
 		main[k] = v
 	}
 	pf := testbench.StartPostfix(t, testbench.PostfixOptions{MainCF: main})
-	return &milterBench{dir: dir, cfg: c, d: d, pf: pf}
+	return &milterBench{dir: dir, cfg: deps.Config, d: d, pf: pf}
 }
 
 func indent(s, prefix string) string {

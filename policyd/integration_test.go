@@ -3,18 +3,14 @@ package policyd
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"go.uber.org/zap/zaptest"
 
-	"github.com/postern-mail/postern/internal/config"
-	"github.com/postern-mail/postern/internal/directory"
-	"github.com/postern-mail/postern/internal/service"
+	"github.com/postern-mail/postern/internal/service/servicetest"
 	"github.com/postern-mail/postern/internal/testbench"
 )
 
@@ -23,35 +19,8 @@ import (
 // temporary failures), and stops it when the test ends.
 func runPolicyd(t *testing.T, yaml string) (*Daemon, *prometheus.Registry) {
 	t.Helper()
-	c, err := config.Parse(filepath.Join(t.TempDir(), "postern.yaml"), []byte(yaml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(c.StateDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	log := zaptest.NewLogger(t)
-	reg := prometheus.NewRegistry()
-	dir, resolver, err := directory.FromConfig(c, log, reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := dir.Sync(context.Background()); err != nil {
-		t.Logf("directory sync failed (lookups are temporary failures): %v", err)
-	}
-	d, err := New(service.Deps{Config: c, Log: log, Registry: reg, Directory: dir, Resolver: resolver})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = d.Shutdown(ctx)
-	})
-	return d, reg
+	deps := servicetest.Deps(t, t.TempDir(), yaml)
+	return servicetest.Start(t, deps, New), deps.Registry.(*prometheus.Registry) // servicetest.Deps gives each a new one
 }
 
 // policyRestrictions wires Postfix to a policyd the way examples/postfix/policyd-main.cf
