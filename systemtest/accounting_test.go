@@ -243,6 +243,7 @@ func (st *stack) checkDelivered(rep *report, m *letter, cs []copyOf) {
 	}
 	got := map[string]int{}
 	archived := map[string]int{}
+	sentHeader := strings.ToLower(string(headerOf(m.mail.Data))) // a Bcc to oneself is in From anyway
 	for _, c := range cs {
 		if mailbox, folder, ok := strings.Cut(c.where, " "); ok && strings.HasPrefix(mailbox, "shadow@") {
 			archived[mailbox]++
@@ -264,7 +265,7 @@ func (st *stack) checkDelivered(rep *report, m *letter, cs []copyOf) {
 		}
 		if !bccOwners[c.where] {
 			for _, b := range m.bcc {
-				if strings.Contains(header, strings.ToLower(b)) {
+				if strings.Contains(header, strings.ToLower(b)) && !strings.Contains(sentHeader, strings.ToLower(b)) {
 					rep.leaked = append(rep.leaked, fmt.Sprintf("%s in %s names the Bcc %s", name, c.where, b))
 				}
 			}
