@@ -89,7 +89,10 @@ func (a *Archiver) Archive(ctx context.Context, sender string, rcpts []string, s
 	for i, r := range rcpts {
 		addr, err := address.Parse(r, "+")
 		if err != nil {
-			results[i] = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "not an address"}
+			// A 4xx, as everywhere here: the copy stays in Postfix's queue, where an
+			// operator sees it, instead of being dropped (BCC copies carry NOTIFY=NONE).
+			a.log.Error("archive recipient is not an address; deferred", zap.String("recipient", r), zap.Error(err))
+			results[i] = tempErr(4, 1, 3, "recipient is not an address")
 			continue
 		}
 		d := data

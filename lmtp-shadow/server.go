@@ -31,9 +31,10 @@ func New(deps service.Deps, j Journal) *Daemon {
 	s := smtp.NewServer(&backend{a: a})
 	s.LMTP = true
 	s.Domain = "postern-lmtp-shadow"
-	// No MaxMessageBytes: the server's own limit answers 552, and a 5xx for a copy the
-	// BCC maps added bounces to the sender, telling them of the archive. LMTPData
-	// enforces lmtp_shadow.max_message_size with a 4xx instead.
+	// No MaxMessageBytes: the server's own limit answers 552, and Postfix adds the BCC
+	// maps' recipients with NOTIFY=NONE (postconf(5)), so a 5xx would drop the archive
+	// copy without a word to anyone. LMTPData enforces lmtp_shadow.max_message_size
+	// with a 4xx instead: the copy waits in the queue and the log says why.
 	s.MaxRecipients = 1000
 	s.ReadTimeout, s.WriteTimeout = 5*time.Minute, 5*time.Minute
 	s.ErrorLog = zap.NewStdLog(a.log)
