@@ -8,9 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/go-ldap/ldap/v3"
-
 	"github.com/postern-mail/postern/internal/address"
+	"github.com/postern-mail/postern/internal/ldapfilter"
 )
 
 // validate checks every key, normalises names and reads secret files, recording every
@@ -134,8 +133,8 @@ func (l *loader) validateLDAP(c *LDAP) {
 		l.add(k+"page_size", "%d is outside 1..1000 (Active Directory returns at most 1000 entries a page)", c.PageSize)
 	}
 	for key, f := range map[string]string{"user_filter": c.UserFilter, "group_filter": c.GroupFilter, "contact_filter": c.ContactFilter} {
-		if _, err := ldap.CompileFilter(f); err != nil {
-			l.add(k+key, "%q is not an LDAP filter (RFC 4515): %v", f, err)
+		if _, err := ldapfilter.Parse(f); err != nil {
+			l.add(k+key, "%v", err)
 		}
 	}
 }
