@@ -67,6 +67,7 @@ func BenchmarkPolicyService(b *testing.B) {
 	for _, s := range servers {
 		b.Run(s.name, func(b *testing.B) {
 			addr := s.start(b)
+			checkVerdicts(b, addr)
 			for _, conns := range []int{1, 8, 64} {
 				b.Run(fmt.Sprintf("conns=%d", conns), func(b *testing.B) { load(b, addr, conns) })
 			}
@@ -208,6 +209,32 @@ func load(b *testing.B, addr string, conns int) {
 	b.ReportMetric(float64(p50.Microseconds()), "p50-µs")
 	b.ReportMetric(float64(p99.Microseconds()), "p99-µs")
 	benchResults.Store(b.Name(), benchResult{rate, p99, len(all)})
+}
+
+// checkVerdicts asks one request of each kind of the mix before a server is measured and
+// fails unless it answers as the rules say: a peer that answered DUNNO to everything would
+// be measured doing less work.
+func checkVerdicts(b *testing.B, addr string) {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	r := bufio.NewReader(c)
+	for i, want := range []string{"DUNNO", "REJECT", "DUNNO", "DUNNO"} {
+		n := int64(1_000_000 + i) // the same kinds as 0..3, instances the load never uses
+		if _, err := c.Write(benchRequest(n)); err != nil {
+			b.Fatal(err)
+		}
+		line, err := r.ReadString('\n')
+		if err == nil {
+			_, err = r.ReadString('\n')
+		}
+		action := strings.Fields(strings.TrimPrefix(line, "action=") + " ")[0]
+		if err != nil || action != want {
+			b.Fatalf("request kind %d: answered %q (%v), want %s: the servers must decide alike to be compared", i, line, err, want)
+		}
+	}
 }
 
 type benchClient struct {
