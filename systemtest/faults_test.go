@@ -17,13 +17,19 @@ type fault struct {
 	repair func(t *testing.T, st *stack)
 }
 
-// faults are injected one after the other while mail flows.
-func faults() []fault {
+// faults are injected one after the other while mail flows; a daemon's telemetry goes
+// into stats before it is killed.
+func faults(stats *daemonStats) []fault {
 	var hole *blackhole
 	var good []byte
 	kill := func(name string) fault {
 		return fault{name: "SIGKILL postern " + name,
-			inject: func(t *testing.T, st *stack) { st.kill(t, name) },
+			inject: func(t *testing.T, st *stack) {
+				if err := stats.sample(st.daemons[name]); err != nil {
+					t.Errorf("telemetry of %s: %v", name, err)
+				}
+				st.kill(t, name)
+			},
 			repair: func(t *testing.T, st *stack) { st.restart(t, name) }}
 	}
 	return []fault{

@@ -38,7 +38,8 @@ func TestSystem(t *testing.T) {
 	t.Logf("stack up after %s", time.Since(began).Round(time.Second))
 
 	msgs := workload(st.company, n, 2026)
-	sched := &schedule{faults: faults(), hold: hold}
+	stats := newDaemonStats()
+	sched := &schedule{faults: faults(stats), hold: hold}
 	results := make([]*result, len(msgs))
 	queue := make(chan int)
 	var wg sync.WaitGroup
@@ -74,9 +75,14 @@ func TestSystem(t *testing.T) {
 	t.Logf("%d messages submitted in %s with %d faults; queue drained %s later",
 		len(msgs), sendTime.Round(time.Second), len(sched.faults), time.Since(drainStart).Round(time.Second))
 
+	for _, d := range st.daemons {
+		if err := stats.sample(d); err != nil {
+			t.Errorf("telemetry of %s: %v", d.name, err)
+		}
+	}
 	rep := account(t, st, msgs, results)
 	rep.faults = sched.log
-	text := rep.String()
+	text := rep.String() + stats.String()
 	t.Log("\n" + text)
 	if dir := os.Getenv("POSTERN_TEST_LOGS"); dir != "" {
 		_ = os.MkdirAll(dir, 0o755)
