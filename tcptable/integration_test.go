@@ -71,6 +71,38 @@ func startCorpTables(t testing.TB, s *testbench.Samba, tcptableYAML string, sync
 	return &corpTables{daemon: daemon, dir: d, cfg: cfg}
 }
 
+// runDirectory starts the directory's own refresh loop (Directory.Run, as `postern run`
+// starts it) with the test's context, syncing every directory.refresh (1s in
+// testbench.CorpConfig; sooner retries before the first success), until the test ends.
+// A test that starts it forces no sync by hand: what it sees of AD, the loop fetched.
+func (c *corpTables) runDirectory(t testing.TB) {
+	t.Helper()
+	if r := c.cfg.Directory.Refresh.D(); r > time.Second {
+		t.Fatalf("directory.refresh is %s; the refresh loop of a test wants 1s or less", r)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.dir.Run(t.Context())
+	}()
+	t.Cleanup(func() { <-done }) // t.Context() is cancelled before cleanups run
+}
+
+// waitSynced waits until the directory's refresh loop has a snapshot, at most within,
+// and ends the test if it has none by then.
+func (c *corpTables) waitSynced(t testing.TB, within time.Duration) {
+	t.Helper()
+	deadline := time.After(within)
+	for !c.dir.Ready() {
+		select {
+		case <-c.dir.Synced():
+		case <-deadline:
+			_, err := c.dir.Snapshot()
+			t.Fatalf("the directory's refresh loop has no snapshot after %s: %v", within, err)
+		}
+	}
+}
+
 // table is the Postfix table name of a map over a protocol.
 func (c *corpTables) table(protocol, m string) string {
 	if protocol == "tcp" {

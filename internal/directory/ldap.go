@@ -153,16 +153,35 @@ func (s *LDAPSource) tlsFor(rawURL string) *tls.Config {
 }
 
 func tlsHint(err error) string {
+	const (
+		caHint      = " (the server's certificate is not signed by directory.ldap.ca_file)"
+		nameHint    = " (set directory.ldap.server_name to the name in the server's certificate)"
+		invalidHint = " (the server's certificate is invalid or expired)"
+	)
 	var unknownCA x509.UnknownAuthorityError
 	var badName x509.HostnameError
 	var invalid x509.CertificateInvalidError
 	switch {
 	case errors.As(err, &unknownCA):
-		return " (the server's certificate is not signed by directory.ldap.ca_file)"
+		return caHint
 	case errors.As(err, &badName):
-		return " (set directory.ldap.server_name to the name in the server's certificate)"
+		return nameHint
 	case errors.As(err, &invalid):
-		return " (the server's certificate is invalid or expired)"
+		return invalidHint
+	}
+	// go-ldap's StartTLS keeps only the text of the handshake error ("TLS handshake
+	// failed (%v)"), so there the types are gone: match the words of crypto/x509.
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "x509: certificate signed by unknown authority"):
+		return caHint
+	case strings.Contains(msg, "x509: certificate is valid for "),
+		strings.Contains(msg, "x509: certificate is not valid for any names"),
+		strings.Contains(msg, "x509: cannot validate certificate for "),
+		strings.Contains(msg, "x509: certificate relies on legacy Common Name field"):
+		return nameHint
+	case strings.Contains(msg, "x509: certificate has expired or is not yet valid"):
+		return invalidHint
 	}
 	return ""
 }

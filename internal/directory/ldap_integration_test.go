@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,13 +13,26 @@ import (
 	"github.com/postern-mail/postern/internal/testbench"
 )
 
-func sambaDirectory(t *testing.T, s *testbench.Samba, refresh time.Duration) (*Directory, *Resolver) {
+// sambaDirectory builds the seeded company's directory and resolver from its
+// configuration file, as postern does: testbench.CorpConfig with ldapYAML appended under
+// directory.ldap: (indented four spaces) and each old, new pair in edits replaced once.
+// The directory syncs every refresh once its Run starts.
+func sambaDirectory(t *testing.T, s *testbench.Samba, refresh time.Duration, ldapYAML string, edits ...string) (*Directory, *Resolver) {
 	t.Helper()
+	yaml := testbench.CorpConfig(s, t.TempDir(), ldapYAML)
+	for i := 0; i+1 < len(edits); i += 2 {
+		if !strings.Contains(yaml, edits[i]) {
+			t.Fatalf("the configuration has no %q to replace:\n%s", edits[i], yaml)
+		}
+		yaml = strings.Replace(yaml, edits[i], edits[i+1], 1)
+	}
 	cfgPath := filepath.Join(t.TempDir(), "postern.yaml")
-	os.WriteFile(cfgPath, []byte(testbench.CorpConfig(s, t.TempDir(), "")), 0o600)
+	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	c, err := config.Load(cfgPath)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v\n%s", err, yaml)
 	}
 	src, err := SourceFrom(c.Directory)
 	if err != nil {
@@ -26,6 +40,16 @@ func sambaDirectory(t *testing.T, s *testbench.Samba, refresh time.Duration) (*D
 	}
 	d := New(Options{Source: src, Refresh: refresh, MaxStale: time.Hour})
 	return d, NewResolver(d, PolicyFrom(c))
+}
+
+// resolve answers query or ends the test.
+func resolve(t *testing.T, r *Resolver, query string) *Result {
+	t.Helper()
+	res, err := r.Resolve(query)
+	if err != nil {
+		t.Fatalf("resolve %s: %v", query, err)
+	}
+	return res
 }
 
 // nextSync waits until a sync that started after now has finished.
@@ -37,57 +61,92 @@ func nextSync(d *Directory) {
 func TestChangesShowWithinOneRefresh(t *testing.T) {
 	s := testbench.StartSamba(t)
 	s.LDIF(t, testbench.SeedCorp(s))
-	d, r := sambaDirectory(t, s, 300*time.Millisecond)
+	d, r := sambaDirectory(t, s, 300*time.Millisecond, "")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go d.Run(ctx)
 	nextSync(d)
 
+	const bob, carol, erin, gina = "bob@corp.example.test", "carol@corp.example.test", "erin@corp.example.test", "gina@corp.example.test"
+	has := func(list []string, v string) bool { return slices.Contains(list, v) }
+	staff := func(cn string) string { return "CN=" + cn + ",OU=Staff," + s.BaseDN }
+	// membership is the LDIF that adds ("add") or removes ("delete") a member of a group.
+	membership := func(op, group, member string) string {
+		return "dn: " + staff(group) + "\nchangetype: modify\n" + op + ": member\nmember: " + staff(member) + "\n-\n\n"
+	}
 	steps := []struct {
-		name  string
-		ldif  string
-		query string
-		check func(*Result) bool
+		name      string
+		ldif      string                        // the change; "" checks the seeded state
+		want      map[string]func(*Result) bool // address -> what its answer must be after one refresh
+		loginGone string                        // a login Resolver.User must no longer find
 	}{
+		{"the seeded company", "", map[string]func(*Result) bool{
+			bob:                         func(r *Result) bool { return r.Kind == KindMailbox && has(r.Groups, "Sales") },
+			"sales@corp.example.test":   func(r *Result) bool { return has(r.Targets, bob) && has(r.Targets, erin) && !has(r.Targets, carol) },
+			"interns@corp.example.test": func(r *Result) bool { return has(r.Targets, carol) },
+			carol:                       func(r *Result) bool { return has(r.Groups, "Interns") && !has(r.Groups, "Sales") },
+		}, ""},
 		{"a new user", `
-			dn: CN=Gina Green,OU=Staff,` + s.BaseDN + `
+			dn: ` + staff("Gina Green") + `
 			objectClass: user
 			sAMAccountName: gina
 			mail: gina@corp.example.test
 			proxyAddresses: SMTP:gina@corp.example.test
 			userAccountControl: 544
-		`, "gina@corp.example.test", func(r *Result) bool { return r.Kind == KindMailbox }},
+		`, map[string]func(*Result) bool{gina: func(r *Result) bool { return r.Kind == KindMailbox }}, ""},
 		{"a user disabled", `
-			dn: CN=Bob Brown,OU=Staff,` + s.BaseDN + `
+			dn: ` + staff("Bob Brown") + `
 			changetype: modify
 			replace: userAccountControl
 			userAccountControl: 546
 			-
-		`, "bob@corp.example.test", func(r *Result) bool { return r.Kind == KindUnknown && r.Disabled }},
-		{"moved into Interns", `
-			dn: CN=Interns,OU=Staff,` + s.BaseDN + `
-			changetype: modify
-			add: member
-			member: CN=Gina Green,OU=Staff,` + s.BaseDN + `
-			-
-		`, "gina@corp.example.test", func(r *Result) bool { return slices.Contains(r.Groups, "Interns") }},
+		`, map[string]func(*Result) bool{
+			bob:                       func(r *Result) bool { return r.Kind == KindUnknown && r.Disabled },
+			"sales@corp.example.test": func(r *Result) bool { return !has(r.Targets, bob) && has(r.Targets, erin) },
+		}, "bob"},
+		{"a member removed from a group", membership("delete", "Sales", "Erin Engel"), map[string]func(*Result) bool{
+			"sales@corp.example.test": func(r *Result) bool { return r.Kind == KindList && !has(r.Targets, erin) },
+			erin:                      func(r *Result) bool { return !has(r.Groups, "Sales") && has(r.Groups, "Partners") },
+		}, ""},
+		{"a user moved out of Interns into Sales",
+			membership("delete", "Interns", "Carol Clark") + membership("add", "Sales", "Carol Clark"), map[string]func(*Result) bool{
+				"interns@corp.example.test": func(r *Result) bool { return r.Kind == KindList && !has(r.Targets, carol) },
+				"sales@corp.example.test":   func(r *Result) bool { return has(r.Targets, carol) },
+				carol:                       func(r *Result) bool { return !has(r.Groups, "Interns") && has(r.Groups, "Sales") },
+			}, ""},
+		{"moved into Interns", membership("add", "Interns", "Gina Green"),
+			map[string]func(*Result) bool{gina: func(r *Result) bool { return has(r.Groups, "Interns") }}, ""},
 		{"renamed (moved to another DN)", `
-			dn: CN=Gina Green,OU=Staff,` + s.BaseDN + `
+			dn: ` + staff("Gina Green") + `
 			changetype: modrdn
 			newrdn: CN=Gina Grey
 			deleteoldrdn: 1
-		`, "interns@corp.example.test", func(r *Result) bool { return slices.Contains(r.Targets, "gina@corp.example.test") }},
+		`, map[string]func(*Result) bool{"interns@corp.example.test": func(r *Result) bool { return has(r.Targets, gina) }}, ""},
 		{"deleted", `
-			dn: CN=Gina Grey,OU=Staff,` + s.BaseDN + `
+			dn: ` + staff("Gina Grey") + `
 			changetype: delete
-		`, "gina@corp.example.test", func(r *Result) bool { return r.Kind == KindUnknown && !r.Disabled }},
+		`, map[string]func(*Result) bool{
+			gina:                        func(r *Result) bool { return r.Kind == KindUnknown && !r.Disabled },
+			"interns@corp.example.test": func(r *Result) bool { return !has(r.Targets, gina) },
+		}, "gina"},
 	}
 	for _, st := range steps {
-		s.LDIF(t, st.ldif)
-		nextSync(d)
-		res, err := r.Resolve(st.query)
-		if err != nil || !st.check(res) {
-			t.Fatalf("%s: not visible after one refresh: %+v, %v", st.name, res, err)
+		if st.ldif != "" {
+			s.LDIF(t, st.ldif)
+			nextSync(d)
+		}
+		for query, ok := range st.want {
+			if res := resolve(t, r, query); !ok(res) {
+				t.Errorf("%s: %s is not as expected after one refresh: %+v", st.name, query, res)
+			}
+		}
+		if st.loginGone != "" {
+			if u, err := r.User(st.loginGone); u != nil || err != nil {
+				t.Errorf("%s: login %q still resolves after one refresh: %+v, %v", st.name, st.loginGone, u, err)
+			}
+		}
+		if t.Failed() {
+			t.FailNow() // later steps build on this one
 		}
 	}
 }

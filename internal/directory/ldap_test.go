@@ -1,6 +1,8 @@
 package directory
 
 import (
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -57,5 +59,28 @@ func TestLDAPObjectMapping(t *testing.T) {
 				t.Fatalf("\n got %+v\nwant %+v", *got, tt.want)
 			}
 		})
+	}
+}
+
+// TestTLSHint names the key to fix whether the x509 error arrives typed (LDAPS) or only as
+// text, as go-ldap's StartTLS passes it on.
+func TestTLSHint(t *testing.T) {
+	cert := &x509.Certificate{DNSNames: []string{"dc1.corp.example.test"}}
+	tests := []struct {
+		err  error
+		want string
+	}{
+		{x509.UnknownAuthorityError{Cert: cert}, "directory.ldap.ca_file"},
+		{x509.HostnameError{Certificate: cert, Host: "dc9.corp.example.test"}, "directory.ldap.server_name"},
+		{x509.HostnameError{Certificate: cert, Host: "127.0.0.1"}, "directory.ldap.server_name"},
+		{x509.CertificateInvalidError{Cert: cert, Reason: x509.Expired}, "invalid or expired"},
+		{errors.New("connection refused"), ""},
+	}
+	for _, tt := range tests {
+		for _, err := range []error{fmt.Errorf("ldaps: %w", tt.err), fmt.Errorf("TLS handshake failed (%v)", tt.err)} {
+			if got := tlsHint(err); !strings.Contains(got, tt.want) || (tt.want == "") != (got == "") {
+				t.Errorf("tlsHint(%v) = %q, want it to name %q", err, got, tt.want)
+			}
+		}
 	}
 }
