@@ -61,7 +61,7 @@ lmtp_shadow:
 	ex, _ := os.ReadFile("../examples/postfix/shadow_transport.regexp")
 	os.WriteFile(transport, []byte(strings.ReplaceAll(string(ex), "lmtp:unix:postern/shadow.sock", "lmtp:inet:"+shadow)), 0o644)
 	r := strings.NewReplacer("socketmap:unix:postern/tables.sock:", "socketmap:inet:"+tables+":",
-		"inet:127.0.0.1:10030", "inet:"+milter, "regexp:/etc/postfix/shadow_transport.regexp", "regexp:"+transport,
+		"unix:postern/milter.sock", "inet:"+milter, "regexp:/etc/postfix/shadow_transport.regexp", "regexp:"+transport,
 		"lmtp:inet:127.0.0.1:24", "lmtp:inet:"+cy.LMTPAddr)
 	for k, v := range settings {
 		settings[k] = r.Replace(v)

@@ -33,6 +33,11 @@ func TestInstallUpgradeRemovePurge(t *testing.T) {
 	assertOwner(t, "/etc/postern/postern.yaml", 0o640, "root", "_postern")
 	assertOwner(t, "/etc/postern", 0o750|os.ModeDir, "root", "_postern")
 	assertOwner(t, "/var/lib/postern", 0o750|os.ModeDir, "_postern", "_postern")
+	// tmpfiles.d/postern.conf, applied by postinst: a daemon without its .socket unit
+	// binds here, and its socket inherits group postfix (set-group-ID).
+	if _, err := exec.Command("getent", "group", "postfix").Output(); err == nil {
+		assertOwner(t, "/var/spool/postfix/postern", 0o750|os.ModeDir|os.ModeSetgid, "_postern", "postfix")
+	}
 	if v := run(t, "/usr/bin/postern", "version"); !strings.HasPrefix(v, "postern 0.") {
 		t.Errorf("installed postern version: %q", v)
 	}
@@ -100,7 +105,7 @@ func assertOwner(t *testing.T, path string, mode os.FileMode, user, group string
 	st := fi.Sys().(*syscall.Stat_t)
 	u := strings.TrimSpace(run(t, "id", "-nu", itoa(st.Uid)))
 	g := strings.TrimSpace(strings.Split(run(t, "getent", "group", itoa(st.Gid)), ":")[0])
-	if fi.Mode()&(os.ModeDir|os.ModePerm) != mode || u != user || g != group {
+	if fi.Mode()&(os.ModeDir|os.ModePerm|os.ModeSetgid|os.ModeSetuid|os.ModeSticky) != mode || u != user || g != group {
 		t.Errorf("%s: %v %s:%s, want %v %s:%s", path, fi.Mode(), u, g, mode, user, group)
 	}
 }

@@ -136,7 +136,7 @@ func (st *stack) postfixSettings(t *testing.T, dir string) map[string]string {
 	r := strings.NewReplacer(
 		"socketmap:unix:postern/tables.sock:", "socketmap:inet:"+st.daemons["tcptable"].addr+":",
 		"unix:postern/policy.sock", "inet:"+st.daemons["policyd"].addr,
-		"inet:127.0.0.1:10030", "inet:"+st.daemons["milter"].addr,
+		"unix:postern/milter.sock", "inet:"+st.daemons["milter"].addr,
 		"regexp:/etc/postfix/shadow_transport.regexp", "regexp:"+transport,
 		"lmtp:inet:127.0.0.1:24", "lmtp:inet:"+st.cyrus.LMTPAddr)
 	for k, v := range settings {

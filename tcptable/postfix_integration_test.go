@@ -1,7 +1,6 @@
 package tcptable
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -45,7 +44,10 @@ func mxSettings(t *testing.T, tables *corpTables, lmtp string) map[string]string
 }
 
 // socketInQueueDir makes the directory for the socketmap socket where the example's
-// relative path points: postern/ under the queue directory Postfix reports.
+// relative path points: postern/ under the queue directory Postfix reports, group
+// postfix and set-group-ID as the package's tmpfiles.d entry makes it. tcptable binds
+// the socket itself, which then gets group postfix and mode 0660, as
+// postern-tcptable.socket would make it: Postfix's daemons run as user postfix.
 func socketInQueueDir(t *testing.T, mx *testbench.Postfix) string {
 	t.Helper()
 	out, err := exec.Command("postconf", "-c", mx.ConfigDir, "-h", "queue_directory").Output()
@@ -56,21 +58,18 @@ func socketInQueueDir(t *testing.T, mx *testbench.Postfix) string {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	return filepath.Join(dir, "tables.sock")
-}
-
-// postfixGroup gives the socket to group postfix, as postern-tcptable.socket does
-// (SocketGroup=postfix, SocketMode=0660): Postfix's daemons run as user postfix.
-func postfixGroup(t *testing.T, path string) {
-	t.Helper()
 	g, err := user.LookupGroup("postfix")
 	if err != nil {
 		t.Fatal(err)
 	}
 	gid, _ := strconv.Atoi(g.Gid)
-	if err := os.Chown(path, 0, gid); err != nil {
+	if err := os.Chown(dir, 0, gid); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.Chmod(dir, 0o750|os.ModeSetgid); err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(dir, "tables.sock")
 }
 
 // mail is a message with a subject to find it by.
@@ -109,7 +108,7 @@ func TestPostfixDeliversThroughTables(t *testing.T) {
 	mx := testbench.StartPostfix(t, testbench.PostfixOptions{})
 	sock := socketInQueueDir(t, mx)
 	tables := startCorpTables(t, s, "  socketmap: unix:"+sock+"\n  senders: {group_send_as: true}\n", false)
-	postfixGroup(t, sock)
+	tables.runDirectory(t) // from here on only the refresh loop syncs, as in `postern run`
 	mx.Postconf(t, mxSettings(t, tables, cy.LMTPAddr))
 	// The relay in front (PMG), with a queue: what it cannot hand over now it retries.
 	pmg := testbench.StartPostfix(t, testbench.PostfixOptions{MainCF: map[string]string{
@@ -158,11 +157,8 @@ func TestPostfixDeliversThroughTables(t *testing.T) {
 	})
 
 	s.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := tables.dir.Sync(ctx); err != nil {
-		t.Fatalf("sync after Samba returned: %v", err)
-	}
+	// No sync by hand: the refresh loop, retrying every second, must find AD again.
+	tables.waitSynced(t, 10*time.Second)
 
 	t.Run("after AD returns, the queued mail is delivered", func(t *testing.T) {
 		pmg.Flush(t)

@@ -7,7 +7,11 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
 	"sync"
+	"syscall"
 
 	"github.com/coreos/go-systemd/v22/activation"
 
@@ -28,9 +32,12 @@ func inherited() (map[string][]net.Listener, error) {
 }
 
 // Open returns a listener for l. A socket passed by systemd whose FileDescriptorName is
-// name is used as it is (its unit owns address, owner and mode); otherwise l is bound
-// here: a unix socket replaces a stale socket file and gets mode 0660, so Postfix
-// (group postfix) can connect.
+// name is used as it is (its unit sets address, owner, group and mode); otherwise l is
+// bound here. A unix socket replaces a stale socket file and ends up as the package's
+// .socket units make it: mode 0660, group that of its directory. The package's
+// tmpfiles.d entry makes /var/spool/postfix/postern _postern:postfix, mode 2750, so a
+// socket there belongs to group postfix and Postfix's daemons (user postfix) can
+// connect, as under socket activation.
 func Open(l config.Listen, name string) (net.Listener, error) {
 	fds, err := inherited()
 	if err != nil {
@@ -71,9 +78,45 @@ func openUnix(path string) (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on unix:%s: %w", path, err)
 	}
+	if err := dirGroup(path); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("listen on unix:%s: %w", path, err)
+	}
 	if err := os.Chmod(path, 0o660); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("listen on unix:%s: %w", path, err)
 	}
 	return ln, nil
+}
+
+// dirGroup gives the socket at path the group of its directory: the group of the
+// clients that the directory lets in. In a set-group-ID directory the socket has it
+// already, whoever the daemon runs as; otherwise it is changed, which takes root or a
+// member of that group. A world-writable directory (/tmp) grants nothing by group, so
+// there the socket keeps the daemon's group.
+func dirGroup(path string) error {
+	dir, err := os.Stat(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	if dir.Mode().Perm()&0o002 != 0 {
+		return nil
+	}
+	sock, err := os.Lstat(path)
+	if err != nil {
+		return err
+	}
+	want := dir.Sys().(*syscall.Stat_t).Gid
+	if sock.Sys().(*syscall.Stat_t).Gid == want {
+		return nil
+	}
+	if err := os.Lchown(path, -1, int(want)); err != nil {
+		name := strconv.FormatUint(uint64(want), 10)
+		if g, err := user.LookupGroupId(name); err == nil {
+			name = g.Name
+		}
+		return fmt.Errorf("give the socket the group %s of its directory, so that its clients can connect "+
+			"(or make the directory set-group-ID: chmod g+s): %w", name, err)
+	}
+	return nil
 }

@@ -12,6 +12,11 @@ mkdir -p /var/lib/postern && chown _postern:_postern /var/lib/postern && chmod 0
 # dpkg unpacks with numeric ids; the configuration (with secrets) is root:_postern.
 chgrp _postern /etc/postern && chmod 0750 /etc/postern
 [ -e /etc/postern/postern.yaml ] && chgrp _postern /etc/postern/postern.yaml
+# /var/spool/postfix/postern now, not at the next boot (tmpfiles.d/postern.conf). It
+# needs group postfix: without Postfix the line is skipped.
+if command -v systemd-tmpfiles >/dev/null 2>&1; then
+	systemd-tmpfiles --create /usr/lib/tmpfiles.d/postern.conf >/dev/null 2>&1 || true
+fi
 if [ -d /run/systemd/system ]; then
 	systemctl daemon-reload >/dev/null 2>&1 || true
 	if $upgrade; then
