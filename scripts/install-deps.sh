@@ -1,10 +1,12 @@
 #!/bin/sh
 # Installs the Debian 12 packages the test bench needs: the real servers postern is tested
 # against (Samba AD, Postfix, Cyrus IMAP, Redis) and the peers it is measured beside.
+# sasl2-bin (saslpasswd2) and libsasl2-modules (PLAIN, LOGIN) with libsasl2-modules-db
+# (sasldb) give the bench Postfix's submission service its SASL AUTH.
 # Idempotent: does nothing when everything is present. Needs root.
 set -eu
 
-pkgs="samba samba-ad-provision samba-dsdb-modules samba-vfs-modules ldap-utils postfix postfix-ldap cyrus-imapd cyrus-clients cyrus-admin sasl2-bin dovecot-core dovecot-lmtpd
+pkgs="samba samba-ad-provision samba-dsdb-modules samba-vfs-modules ldap-utils postfix postfix-ldap cyrus-imapd cyrus-clients cyrus-admin sasl2-bin libsasl2-modules libsasl2-modules-db dovecot-core dovecot-lmtpd
 redis-server swaks postfwd altermime opendkim opendkim-tools iproute2 ca-certificates
 lintian rpm rpmlint prometheus"
 

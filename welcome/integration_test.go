@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,41 +39,66 @@ func newAccount(base, login, display string, uac int) string {
 	`, base, login, base64.StdEncoding.EncodeToString([]byte(display)), uac)
 }
 
+// welcomeAccount is the SASL account the letters are submitted with, as on a real site.
+const welcomeAccount, welcomePassword = "welcome@corp.example.test", "Welcome-Passw0rd"
+
 // TestAgainstSambaAndPostfix runs the issue's scenario against a real Samba AD DC and a
-// real Postfix, whose relayhost is an smtp-sink that keeps every message.
+// real Postfix, whose relayhost is an smtp-sink that keeps every message. The letters go
+// through Postfix's submission service as at a real site: STARTTLS with the certificate
+// verified against ca_file for server_name, then AUTH with the password from
+// password_file (that service relays for nobody else); once over implicit TLS; and once
+// with a wrong password, which must fail the run for the operator and record nothing.
 func TestAgainstSambaAndPostfix(t *testing.T) {
 	samba := testbench.StartSamba(t)
 	samba.LDIF(t, testbench.SeedCorp(samba))
-	postfix := testbench.StartPostfix(t, testbench.PostfixOptions{})
+	postfix := testbench.StartPostfix(t, testbench.PostfixOptions{
+		Submission: &testbench.PostfixSubmission{User: welcomeAccount, Password: welcomePassword},
+	})
 
 	ex := examples(t)
 	cfgDir := t.TempDir()
-	cfgPath := filepath.Join(cfgDir, "postern.yaml")
-	yml := testbench.CorpConfig(samba, filepath.Join(cfgDir, "state"), fmt.Sprintf(`welcome:
+	for name, password := range map[string]string{"smtp.secret": welcomePassword, "wrong.secret": "Welcome-Passw0rd-old"} {
+		if err := os.WriteFile(filepath.Join(cfgDir, name), []byte(password+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// configure writes NAME.yaml with this welcome.smtp (all share the state directory, so
+	// one ledger) and loads it as `postern -c` would.
+	configure := func(name, smtp string) (string, *config.Config) {
+		t.Helper()
+		path := filepath.Join(cfgDir, name+".yaml")
+		yml := testbench.CorpConfig(samba, filepath.Join(cfgDir, "state"), fmt.Sprintf(`welcome:
   from: "IT Service Desk <it@corp.example.test>"
   subject: "Welcome to Corp, {{.DisplayName}} · 欢迎加入"
   html_template_file: %s/welcome.html
   text_template_file: %s/welcome.txt
-  smtp: {server: %q, allow_plaintext: true, timeout: 10s}
-`, ex, ex, postfix.SMTPAddr))
-	if err := os.WriteFile(cfgPath, []byte(yml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	c, err := config.Load(cfgPath)
-	if err != nil {
-		t.Fatal(err)
+  smtp: {%s, ca_file: %q, server_name: %s, username: %s, timeout: 10s}
+`, ex, ex, smtp, postfix.CAFile, postfix.ServerName, welcomeAccount))
+		if err := os.WriteFile(path, []byte(yml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c, err := config.Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return path, c
 	}
 	log := zaptest.NewLogger(t)
-	opts, err := directory.OptionsFrom(c, log, nil)
-	if err != nil {
-		t.Fatal(err)
+	newJob := func(c *config.Config) *Job {
+		t.Helper()
+		opts, err := directory.OptionsFrom(c, log, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts.StateFile = ""
+		job, err := New(Options{Config: c.Welcome, Directory: directory.New(opts), Log: log, Out: io.Discard})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return job
 	}
-	opts.StateFile = ""
-	var out bytes.Buffer
-	job, err := New(Options{Config: c.Welcome, Directory: directory.New(opts), Log: log, Out: &out})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfgPath, c := configure("postern", fmt.Sprintf("server: %q, starttls: true, password_file: smtp.secret", postfix.SubmissionAddr))
+	job := newJob(c)
 	run := func(req Request) Report {
 		t.Helper()
 		rep, err := job.Run(context.Background(), req)
@@ -183,6 +210,53 @@ func TestAgainstSambaAndPostfix(t *testing.T) {
 	sort.Strings(to)
 	if len(to) != 6 || len(slices.Compact(slices.Clone(to))) != 6 {
 		t.Fatalf("after two concurrent runs smtp-sink holds letters for %v; want kai and lou once each", to)
+	}
+
+	// Implicit TLS (tls: true, port 465): the certificate verified the same way, then AUTH.
+	samba.LDIF(t, newAccount(samba.BaseDN, "mia", "Mia Moreau", 544))
+	_, smtps := configure("smtps", fmt.Sprintf("server: %q, tls: true, password_file: smtp.secret", postfix.SMTPSAddr))
+	if rep, err := newJob(smtps).Run(context.Background(), Request{}); err != nil || !slices.Equal(rep.Sent, []string{"mia"}) {
+		t.Fatalf("over implicit TLS: sent %v, %v; want mia", rep.Sent, err)
+	}
+	if msgs := postfix.WaitSinkMessages(t, 7, 30*time.Second); !slices.Equal(msgs[6].To, []string{"mia@corp.example.test"}) {
+		t.Fatalf("the letter sent over implicit TLS reached smtp-sink for %v", msgs[6].To)
+	}
+
+	// A password_file with an old password, as the timer would run it: Postfix answers 535,
+	// the run exits 2 (the operator's to fix, not retried as temporary) saying which keys to
+	// check, nothing is submitted, and ned is not recorded as sent, so the next run with the
+	// right password sends his letter.
+	samba.LDIF(t, newAccount(samba.BaseDN, "ned", "Ned Nakamura", 544))
+	wrongPath, _ := configure("wrong", fmt.Sprintf("server: %q, starttls: true, password_file: wrong.secret", postfix.SubmissionAddr))
+	res, err := exec.Command(bin, "-c", wrongPath, "welcome").CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 {
+		t.Fatalf("postern welcome with a wrong password: %v, want exit status 2; output:\n%s", err, res)
+	}
+	for _, words := range []string{"AUTH as " + welcomeAccount, "535", "check welcome.smtp.username and password_file"} {
+		if !strings.Contains(string(res), words) {
+			t.Errorf("postern welcome with a wrong password says %q; want it to say %q", res, words)
+		}
+	}
+	t.Logf("as expected, postern welcome with a wrong password: %v\n%s", err, res)
+	postfix.WaitQueueEmpty(t, 10*time.Second)
+	if n := len(postfix.SinkMessages(t)); n != 7 {
+		t.Errorf("smtp-sink has %d letters after the refused AUTH, want still 7", n)
+	}
+	led, err := loadLedger(c.Welcome.LedgerFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range led.Entries {
+		if e.Login == "ned" {
+			t.Errorf("after the refused AUTH the ledger has ned as %q", e.Status)
+		}
+	}
+	if rep := run(Request{}); !slices.Equal(rep.Sent, []string{"ned"}) {
+		t.Fatalf("with the right password again: sent %v, want ned", rep.Sent)
+	}
+	if msgs := postfix.WaitSinkMessages(t, 8, 30*time.Second); !slices.Equal(msgs[7].To, []string{"ned@corp.example.test"}) {
+		t.Fatalf("the retried letter reached smtp-sink for %v", msgs[7].To)
 	}
 }
 

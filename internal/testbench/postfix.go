@@ -2,6 +2,8 @@ package testbench
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"maps"
@@ -22,6 +24,9 @@ import (
 // `postfix start` would daemonize it.
 const postfixMaster = "/usr/lib/postfix/sbin/master"
 
+// PostfixHost is the bench Postfix's myhostname and the DNS name in its TLS certificate.
+const PostfixHost = "mx.corp.example.test"
+
 // Postfix is a private Postfix instance: its own config, queue and data directories, smtpd on
 // a free loopback port, and every non-local mail relayed to an smtp-sink that dumps it to files.
 type Postfix struct {
@@ -31,6 +36,13 @@ type Postfix struct {
 	SinkAddr  string // smtp-sink, the relayhost
 	SinkDir   string // one file per message received by smtp-sink
 	MailLog   string // Postfix's maillog_file
+
+	// With PostfixOptions.Submission, the services a site offers its mail clients, as on
+	// ports 587 and 465; both relay only for a client that has logged in with SASL AUTH.
+	SubmissionAddr string // smtpd requiring STARTTLS, with AUTH offered only after it
+	SMTPSAddr      string // smtpd in wrapper mode: implicit TLS from the first byte
+	CAFile         string // the test CA that signed the certificate both present
+	ServerName     string // the name in that certificate (PostfixHost); it has no IP address
 
 	queueDir string
 	logDir   string
@@ -46,6 +58,19 @@ type PostfixOptions struct {
 	// MasterCF lines are appended to master.cf (chroot column must be n: nothing is set up
 	// inside the queue directory for a chroot).
 	MasterCF []string
+	// Submission, when set, adds the submission (STARTTLS) and smtps (implicit TLS) services
+	// with SASL AUTH PLAIN and LOGIN for this one account. Port 25 (SMTPAddr) stays as it is.
+	Submission *PostfixSubmission
+}
+
+// PostfixSubmission is the account a mail client logs in with. Postfix checks it with Cyrus
+// SASL against a sasldb of the bench's own (cyrus_sasl_config_path), nothing under /etc.
+type PostfixSubmission struct {
+	// User is the login, e.g. "welcome@corp.example.test" or "frank": Cyrus SASL takes the
+	// part after the last @ as the realm, and smtpd gives a login without @ the realm
+	// myhostname. Policy servers and milters see it as sasl_username, as typed.
+	User     string
+	Password string
 }
 
 // StartPostfix starts a private Postfix and an smtp-sink as its relayhost, and stops both when
@@ -53,6 +78,9 @@ type PostfixOptions struct {
 func StartPostfix(t testing.TB, opt PostfixOptions) *Postfix {
 	t.Helper()
 	Require(t, postfixMaster, "postconf", "postmap", "postqueue", "smtp-sink")
+	if opt.Submission != nil {
+		Require(t, "saslpasswd2")
+	}
 	requireRoot(t, "Postfix")
 	begin := time.Now()
 	dir := Dir(t)
@@ -66,15 +94,26 @@ func StartPostfix(t testing.TB, opt PostfixOptions) *Postfix {
 	}
 	KeepLogs(t, p.logDir, p.ConfigDir)
 	t.Cleanup(p.stop)
+	if opt.Submission != nil {
+		if err := p.setupSubmission(opt); err != nil {
+			t.Fatalf("testbench: set up postfix submission in %s: %v", p.Dir, err)
+		}
+	}
 	// A port FreePort found can be taken by another test binary before master binds it, so
 	// a start that fails is tried again on fresh ports; a configuration error fails each time.
 	var err error
 	for range 3 {
 		p.SMTPAddr = fmt.Sprintf("127.0.0.1:%d", FreePort(t))
 		p.SinkAddr = fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+		submission := ""
+		if opt.Submission != nil {
+			p.SubmissionAddr = fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+			p.SMTPSAddr = fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+			submission = fmt.Sprintf(", submission on %s, smtps on %s", p.SubmissionAddr, p.SMTPSAddr)
+		}
 		if err = p.start(opt); err == nil {
-			t.Logf("testbench: postfix on %s, relaying to smtp-sink on %s, ready in %s (config %s)",
-				p.SMTPAddr, p.SinkAddr, time.Since(begin).Round(time.Millisecond), p.ConfigDir)
+			t.Logf("testbench: postfix on %s%s, relaying to smtp-sink on %s, ready in %s (config %s)",
+				p.SMTPAddr, submission, p.SinkAddr, time.Since(begin).Round(time.Millisecond), p.ConfigDir)
 			return p
 		}
 		p.stop()
@@ -146,7 +185,7 @@ func stderrOf(name string, args ...string) string {
 // postfixMainCF is the base main.cf: everything inside Dir, loopback only, no DNS, no local
 // delivery, no /etc/aliases, and all mail that is not for a test's own transport goes to the sink.
 func (p *Postfix) postfixMainCF() [][2]string {
-	return [][2]string{
+	main := [][2]string{
 		{"compatibility_level", "3.6"},
 		{"queue_directory", p.queueDir},
 		{"data_directory", filepath.Join(p.Dir, "data")},
@@ -154,7 +193,7 @@ func (p *Postfix) postfixMainCF() [][2]string {
 		{"setgid_group", "postdrop"},
 		{"maillog_file", p.MailLog},
 		{"maillog_file_prefixes", p.logDir}, // the default (/var, /dev/stdout) rejects a log file in Dir
-		{"myhostname", "mx.corp.example.test"},
+		{"myhostname", PostfixHost},
 		{"mydomain", "corp.example.test"},
 		{"myorigin", "$mydomain"},
 		{"mydestination", ""},
@@ -172,6 +211,17 @@ func (p *Postfix) postfixMainCF() [][2]string {
 		{"biff", "no"},
 		{"smtpd_authorized_xclient_hosts", "127.0.0.0/8"}, // tests fake the SASL login with XCLIENT LOGIN=
 	}
+	if p.CAFile == "" {
+		return main
+	}
+	// The certificate is there for every smtpd, but only the submission services turn TLS
+	// and SASL on (master.cf -o); smtpd reads the key as root, before it drops privileges.
+	return append(main,
+		[2]string{"smtpd_tls_chain_files", p.tlsDir("key.pem") + ", " + p.tlsDir("cert.pem")},
+		[2]string{"smtpd_sasl_type", "cyrus"},
+		[2]string{"smtpd_sasl_path", "smtpd"},            // Cyrus reads smtpd.conf ...
+		[2]string{"cyrus_sasl_config_path", p.saslDir()}, // ... from here (see saslDir), not /etc
+	)
 }
 
 // postfixMasterCF has chroot n everywhere (a chroot would need copies of /etc in the queue
@@ -200,6 +250,26 @@ discard    unix  - - n -     - discard
 anvil      unix  - - n -     1 anvil
 scache     unix  - - n -     1 scache
 postlog    unix-dgram n - n - 1 postlogd
+`
+
+// postfixSubmissionCF are the two services a site offers its mail clients, as Debian's
+// master.cf has them: submission (587) requires STARTTLS and offers AUTH only after it, smtps
+// (465) speaks TLS from the start; both relay only for a client logged in with AUTH, even
+// from mynetworks. smtpd_recipient_restrictions come from main.cf, as on port 25. smtpd gets
+// its TLS entropy from tlsmgr, and without it turns TLS off.
+const postfixSubmissionCF = `%s inet n - n - - smtpd
+  -o syslog_name=postfix/submission
+  -o smtpd_tls_security_level=encrypt
+  -o smtpd_tls_auth_only=yes
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject
+%s inet n - n - - smtpd
+  -o syslog_name=postfix/smtps
+  -o smtpd_tls_wrappermode=yes
+  -o smtpd_tls_security_level=encrypt
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject
+tlsmgr unix - - n 1000? 1 tlsmgr
 `
 
 // postfixQueueDirs are the queue subdirectories with the owner, group and mode that
@@ -257,11 +327,75 @@ func (p *Postfix) layout(opt PostfixOptions) error {
 	if err := os.WriteFile(filepath.Join(p.ConfigDir, "main.cf"), cf.Bytes(), 0o644); err != nil {
 		return err
 	}
-	master := fmt.Sprintf(postfixMasterCF, p.SMTPAddr) + strings.Join(opt.MasterCF, "\n") + "\n"
+	master := fmt.Sprintf(postfixMasterCF, p.SMTPAddr)
+	if opt.Submission != nil {
+		master += fmt.Sprintf(postfixSubmissionCF, p.SubmissionAddr, p.SMTPSAddr)
+	}
+	master += strings.Join(opt.MasterCF, "\n") + "\n"
 	if err := os.WriteFile(filepath.Join(p.ConfigDir, "master.cf"), []byte(master), 0o644); err != nil {
 		return err
 	}
 	return p.backdateConfig()
+}
+
+func (p *Postfix) tlsDir(name string) string { return filepath.Join(p.Dir, "tls", name) }
+
+// saslDir holds smtpd.conf: Debian's Postfix reads it from the sasl folder of the -c config
+// directory whatever cyrus_sasl_config_path says; upstream's reads it from that parameter.
+func (p *Postfix) saslDir() string { return filepath.Join(p.ConfigDir, "sasl") }
+
+// setupSubmission makes, once for all start attempts, what the submission services need: a
+// test CA and a certificate for PostfixHost in Dir/tls, and in ConfigDir/sasl the Cyrus SASL
+// configuration smtpd.conf with a sasldb2 holding the one account. smtpd checks a password
+// as the postfix user, so the sasldb is root:postfix 0640.
+func (p *Postfix) setupSubmission(opt PostfixOptions) error {
+	files, err := WriteTLS(p.tlsDir(""), "postern testbench Postfix CA", PostfixHost)
+	if err != nil {
+		return fmt.Errorf("make the TLS certificate: %w", err)
+	}
+	p.CAFile, p.ServerName = files.CAFile, PostfixHost
+	if err := os.MkdirAll(p.saslDir(), 0o755); err != nil {
+		return err
+	}
+	db := filepath.Join(p.saslDir(), "sasldb2")
+	conf := fmt.Sprintf("pwcheck_method: auxprop\nauxprop_plugin: sasldb\nsasldb_path: %s\nmech_list: PLAIN LOGIN\n", db)
+	if err := os.WriteFile(filepath.Join(p.saslDir(), "smtpd.conf"), []byte(conf), 0o644); err != nil {
+		return err
+	}
+	args := []string{"-p", "-c", "-f", db} // -p: the password from stdin, as it is
+	user, realm := opt.Submission.User, PostfixHost
+	if h, ok := opt.MainCF["myhostname"]; ok {
+		realm = h
+	}
+	if i := strings.LastIndexByte(user, '@'); i >= 0 {
+		user, realm = user[:i], user[i+1:]
+	}
+	args = append(args, "-u", realm)
+	cmd := exec.Command("saslpasswd2", append(args, user)...)
+	cmd.Stdin = strings.NewReader(opt.Submission.Password)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("saslpasswd2 %s: %w\n%s", strings.Join(cmd.Args[1:], " "), err, out)
+	}
+	_, gid, err := lookupIDs("", "postfix")
+	if err != nil {
+		return err
+	}
+	if err := os.Chown(db, 0, gid); err != nil {
+		return err
+	}
+	return os.Chmod(db, 0o640)
+}
+
+// TLSConfig verifies the submission services' certificate as a mail client of a real site
+// would: against CAFile alone (not the system's roots) and for ServerName.
+func (p *Postfix) TLSConfig(t testing.TB) *tls.Config {
+	t.Helper()
+	ca, err := os.ReadFile(p.CAFile)
+	pool := x509.NewCertPool()
+	if err != nil || !pool.AppendCertsFromPEM(ca) {
+		t.Fatalf("testbench: no CA certificate in %q (was PostfixOptions.Submission set?): %v", p.CAFile, err)
+	}
+	return &tls.Config{RootCAs: pool, ServerName: p.ServerName, MinVersion: tls.VersionTLS12}
 }
 
 // backdateConfig sets the config files' mtime a minute back. Postfix reads a config file

@@ -2,6 +2,8 @@ package testbench
 
 import (
 	"bufio"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -9,6 +11,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
 )
 
 func TestPostfix(t *testing.T) {
@@ -171,4 +176,131 @@ func (s *policyServer) logins() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return strings.Join(s.seen, ",")
+}
+
+// TestPostfixSubmission checks the submission services as a mail client of a real site meets
+// them: STARTTLS with a certificate verified against the bench CA, AUTH only after it and only
+// with the right password, relaying only once logged in, and implicit TLS on the smtps port.
+func TestPostfixSubmission(t *testing.T) {
+	t.Parallel()
+	const user, password = "welcome@corp.example.test", "Subm1t-Passw0rd"
+	p := StartPostfix(t, PostfixOptions{Submission: &PostfixSubmission{User: user, Password: password}})
+	tlsConf := p.TLSConfig(t)
+	msg := func(id string) *strings.Reader {
+		return strings.NewReader("From: welcome@corp.example.test\r\nSubject: submitted\r\nMessage-ID: <" + id + "@test>\r\n\r\nbody\r\n")
+	}
+	// startTLS connects to the submission port and secures the session with STARTTLS.
+	startTLS := func(t *testing.T) *smtp.Client {
+		t.Helper()
+		c, err := smtp.DialStartTLS(p.SubmissionAddr, tlsConf)
+		if err != nil {
+			t.Fatalf("STARTTLS: %v", err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if err := c.Hello("client.test"); err != nil {
+			t.Fatalf("EHLO after STARTTLS (the handshake): %v", err)
+		}
+		if st, ok := c.TLSConnectionState(); !ok || len(st.VerifiedChains) == 0 {
+			t.Fatalf("TLS state %+v, %v: the certificate was not verified", st, ok)
+		}
+		return c
+	}
+	wantCode := func(t *testing.T, what string, err error, code int) {
+		t.Helper()
+		var se *smtp.SMTPError
+		if !errors.As(err, &se) || se.Code != code {
+			t.Errorf("%s: %v; want %d", what, err, code)
+		}
+	}
+
+	t.Run("STARTTLS, AUTH PLAIN, relayed to the sink", func(t *testing.T) {
+		c := startTLS(t)
+		if ok, mechs := c.Extension("AUTH"); !ok || !strings.Contains(mechs, "PLAIN") || !strings.Contains(mechs, "LOGIN") {
+			t.Errorf("after STARTTLS: AUTH %v %q; want PLAIN and LOGIN", ok, mechs)
+		}
+		if err := c.Auth(sasl.NewPlainClient("", user, password)); err != nil {
+			t.Fatalf("AUTH PLAIN with the right password: %v", err)
+		}
+		if err := c.SendMail(user, []string{"new.hire@corp.example.test"}, msg("submission-1")); err != nil {
+			t.Fatalf("send after AUTH: %v", err)
+		}
+		msgs := p.WaitSinkMessages(t, 1, 10*time.Second)
+		if m := msgs[len(msgs)-1]; m.MessageID != "<submission-1@test>" || m.From != user {
+			t.Errorf("smtp-sink got %s from %s", m.MessageID, m.From)
+		}
+	})
+
+	t.Run("a wrong password is 535", func(t *testing.T) {
+		c := startTLS(t)
+		wantCode(t, "AUTH PLAIN with a wrong password", c.Auth(sasl.NewPlainClient("", user, "wrong")), 535)
+	})
+
+	t.Run("no relaying without AUTH", func(t *testing.T) {
+		c := startTLS(t)
+		if err := c.Mail(user, nil); err != nil {
+			t.Fatal(err)
+		}
+		wantCode(t, "RCPT without AUTH", c.Rcpt("new.hire@corp.example.test", nil), 554)
+	})
+
+	t.Run("AUTH and MAIL refused before STARTTLS", func(t *testing.T) {
+		c, err := smtp.Dial(p.SubmissionAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if err := c.Hello("client.test"); err != nil {
+			t.Fatal(err)
+		}
+		if ok, _ := c.Extension("STARTTLS"); !ok {
+			t.Error("the submission port offers no STARTTLS")
+		}
+		if ok, mechs := c.Extension("AUTH"); ok {
+			t.Errorf("AUTH %s offered before STARTTLS", mechs)
+		}
+		wantCode(t, "MAIL in the clear", c.Mail(user, nil), 530)
+		// go-smtp answers a refused AUTH with "*", which Postfix takes as the end: last.
+		err = c.Auth(sasl.NewPlainClient("", user, password))
+		var se *smtp.SMTPError
+		if !errors.As(err, &se) || se.Code/100 != 5 {
+			t.Errorf("AUTH PLAIN in the clear: %v; want a 5xx", err)
+		}
+		t.Logf("as expected, AUTH PLAIN in the clear: %v", err)
+	})
+
+	t.Run("a client that trusts other CAs refuses the certificate", func(t *testing.T) {
+		c, err := smtp.DialStartTLS(p.SubmissionAddr, &tls.Config{ServerName: p.ServerName}) // the system's roots
+		if err == nil {
+			defer c.Close()
+			err = c.Hello("client.test")
+		}
+		var unknown x509.UnknownAuthorityError
+		if !errors.As(err, &unknown) {
+			t.Errorf("STARTTLS verified against the system's roots: %v; want an unknown authority", err)
+		}
+	})
+
+	t.Run("implicit TLS, AUTH LOGIN", func(t *testing.T) {
+		c, err := smtp.DialTLS(p.SMTPSAddr, tlsConf)
+		if err != nil {
+			t.Fatalf("TLS to the smtps port: %v", err)
+		}
+		defer c.Close()
+		if err := c.Hello("client.test"); err != nil {
+			t.Fatal(err)
+		}
+		if st, ok := c.TLSConnectionState(); !ok || len(st.VerifiedChains) == 0 {
+			t.Fatalf("TLS state %+v, %v: the certificate was not verified", st, ok)
+		}
+		if err := c.Auth(sasl.NewLoginClient(user, password)); err != nil {
+			t.Fatalf("AUTH LOGIN: %v", err)
+		}
+		if err := c.SendMail(user, []string{"new.hire@corp.example.test"}, msg("smtps-1")); err != nil {
+			t.Fatalf("send after AUTH: %v", err)
+		}
+		msgs := p.WaitSinkMessages(t, 2, 10*time.Second)
+		if m := msgs[len(msgs)-1]; m.MessageID != "<smtps-1@test>" {
+			t.Errorf("smtp-sink got %s last", m.MessageID)
+		}
+	})
 }
