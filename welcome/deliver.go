@@ -2,6 +2,7 @@ package welcome
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -35,7 +36,11 @@ func (j *Job) submitAll(ctx context.Context, led *ledger, letters []*Letter, rep
 			var err error
 			if sub, err = dialSubmission(ctx, j.cfg.SMTP); err != nil {
 				j.failRest(letters[i:], rep)
-				j.log.Error("cannot submit welcome letters; they are sent at the next run", zap.Int("letters", len(letters)-i), zap.Error(err))
+				next := "they are sent at the next run"
+				if errors.Is(err, ErrConfig) {
+					next = "they are sent at the first run after the configuration is fixed"
+				}
+				j.log.Error("cannot submit welcome letters; "+next, zap.Int("letters", len(letters)-i), zap.Error(err))
 				return err
 			}
 		}

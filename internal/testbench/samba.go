@@ -3,18 +3,12 @@ package testbench
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -370,58 +364,8 @@ func sambaTemplate(t testing.TB) string {
 // writeSambaTLS makes a CA and a server certificate for SambaHost signed by it. Samba would
 // make its own on first start, but with the name only in the CN, which Go does not accept.
 func writeSambaTLS(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	now := time.Now()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return err
-	}
-	caTmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{Organization: []string{"postern testbench"}, CommonName: "postern testbench Samba CA"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.AddDate(20, 0, 0),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		return err
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		return err
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return err
-	}
-	leafDER, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
-		SerialNumber: big.NewInt(2),
-		Subject:      pkix.Name{Organization: []string{"postern testbench"}, CommonName: SambaHost},
-		DNSNames:     []string{SambaHost},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.AddDate(20, 0, 0),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}, ca, &key.PublicKey, caKey)
-	if err != nil {
-		return err
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return err
-	}
-	pemFile := func(name, typ string, der []byte, mode os.FileMode) error {
-		return os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), mode)
-	}
-	// Samba refuses a key file that others can read.
-	return errors.Join(pemFile("ca.pem", "CERTIFICATE", caDER, 0o644),
-		pemFile("cert.pem", "CERTIFICATE", leafDER, 0o644),
-		pemFile("key.pem", "PRIVATE KEY", keyDER, 0o600))
+	_, err := WriteTLS(dir, "postern testbench Samba CA", SambaHost)
+	return err
 }
 
 // lockSambaPorts takes the machine-wide lock that says "a bench DC runs here", waiting for
