@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/postern-mail/postern/internal/journal"
 	"github.com/postern-mail/postern/internal/testbench"
@@ -17,6 +20,7 @@ type bench struct {
 	cyrus   *testbench.Cyrus
 	journal journal.Store
 	addr    string
+	metrics prometheus.Gatherer // lmtp-shadow's registry
 }
 
 // startBench starts Cyrus with the shadow mailbox, a file journal and lmtp-shadow.
@@ -24,11 +28,58 @@ func startBench(t testing.TB) *bench {
 	t.Helper()
 	c := testbench.StartCyrus(t)
 	c.CreateMailbox(t, "user/shadow@corp.example.test")
+	d := runShadowDaemon(t, cyrusStore(t, c))
+	return &bench{cyrus: c, journal: d.journal, addr: d.addr, metrics: d.metrics}
+}
+
+// cyrusStore is lmtp_shadow.store for Cyrus c, as YAML.
+func cyrusStore(t testing.TB, c *testbench.Cyrus) string {
 	pw := filepath.Join(t.TempDir(), "cyrus.secret")
 	os.WriteFile(pw, []byte(c.AdminPassword), 0o600)
-	j, addr := startShadowDaemon(t, fmt.Sprintf("{kind: cyrus, lmtp: inet:%s, imap: inet:%s, admin_user: %s, admin_password_file: %s}",
-		c.LMTPAddr, c.IMAPAddr, c.Admin, pw))
-	return &bench{cyrus: c, journal: j, addr: addr}
+	return fmt.Sprintf("{kind: cyrus, lmtp: inet:%s, imap: inet:%s, admin_user: %s, admin_password_file: %s}",
+		c.LMTPAddr, c.IMAPAddr, c.Admin, pw)
+}
+
+// counter is the value of a counter in g with exactly these labels (name=value pairs),
+// as Prometheus would scrape it; 0 if it has not been counted.
+func counter(t testing.TB, g prometheus.Gatherer, name string, labels ...string) float64 {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	metric:
+		for _, m := range mf.GetMetric() {
+			if len(m.GetLabel()) != len(labels)/2 {
+				continue
+			}
+			for _, l := range m.GetLabel() {
+				if !slices.ContainsFunc(pairs(labels), func(p [2]string) bool { return p[0] == l.GetName() && p[1] == l.GetValue() }) {
+					continue metric
+				}
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	return 0
+}
+
+func pairs(kv []string) [][2]string {
+	var out [][2]string
+	for i := 0; i+1 < len(kv); i += 2 {
+		out = append(out, [2]string{kv[i], kv[i+1]})
+	}
+	return out
+}
+
+// copiesTotal is postern_shadow_copies_total{direction,result}.
+func copiesTotal(t testing.TB, g prometheus.Gatherer, direction, result string) float64 {
+	t.Helper()
+	return counter(t, g, "postern_shadow_copies_total", "direction", direction, "result", result)
 }
 
 const body = "From: Alice <alice@corp.example.test>\r\nTo: bob@corp.example.test\r\nSubject: quarterly figures\r\nMessage-ID: <q3@corp.example.test>\r\nDate: Sun, 22 Nov 2026 09:30:00 +0000\r\n%s\r\nThe figures, as promised.\r\n"
@@ -83,6 +134,18 @@ func TestArchiveCarriesTheWholeEnvelope(t *testing.T) {
 	if got == nil || got.Archived.IsZero() {
 		t.Error("the journal entry is not marked archived")
 	}
+	// What an operator's dashboard shows for it.
+	if n := copiesTotal(t, b.metrics, "outbound", "archived"); n != 1 {
+		t.Errorf(`postern_shadow_copies_total{direction="outbound",result="archived"} = %v, want 1`, n)
+	}
+	for _, result := range []string{"deferred", "rejected"} {
+		if n := copiesTotal(t, b.metrics, "outbound", result); n != 0 {
+			t.Errorf(`postern_shadow_copies_total{direction="outbound",result=%q} = %v, want 0`, result, n)
+		}
+	}
+	if n := counter(t, b.metrics, "postern_shadow_journal_misses_total"); n != 0 {
+		t.Errorf("postern_shadow_journal_misses_total = %v, want 0: the entry was found", n)
+	}
 }
 
 func TestArchiveWithoutJournalEntryIsKept(t *testing.T) {
@@ -103,6 +166,12 @@ func TestArchiveWithoutJournalEntryIsKept(t *testing.T) {
 			t.Errorf("not marked journal=missing:\n%s", m.Raw)
 		}
 	}
+	if n := counter(t, b.metrics, "postern_shadow_journal_misses_total"); n != 3 {
+		t.Errorf("postern_shadow_journal_misses_total = %v, want 3", n)
+	}
+	if n := copiesTotal(t, b.metrics, "unknown", "archived"); n != 3 {
+		t.Errorf(`postern_shadow_copies_total{direction="unknown",result="archived"} = %v, want 3`, n)
+	}
 }
 
 func TestStoreDownDefersThenDelivers(t *testing.T) {
@@ -114,6 +183,9 @@ func TestStoreDownDefersThenDelivers(t *testing.T) {
 	replies, err := testbench.DeliverLMTP(b.addr, m)
 	if err != nil || replies[0].Code/100 != 4 {
 		t.Fatalf("Cyrus down: %v %v, want a 4xx so Postfix retries", replies, err)
+	}
+	if n := copiesTotal(t, b.metrics, "unknown", "deferred"); n != 1 {
+		t.Errorf(`Cyrus down: postern_shadow_copies_total{direction="unknown",result="deferred"} = %v, want 1`, n)
 	}
 	b.cyrus.Start(t)
 	replies, err = testbench.DeliverLMTP(b.addr, m)
@@ -129,6 +201,12 @@ func TestStoreDownDefersThenDelivers(t *testing.T) {
 	if n != 1 {
 		t.Fatalf("the deferred copy is archived %d times, want once", n)
 	}
+	if n := copiesTotal(t, b.metrics, "unknown", "archived"); n != 2 {
+		t.Errorf(`postern_shadow_copies_total{direction="unknown",result="archived"} = %v, want 2 (the first copy and the retried one)`, n)
+	}
+	if n := copiesTotal(t, b.metrics, "unknown", "deferred"); n != 1 {
+		t.Errorf(`postern_shadow_copies_total{direction="unknown",result="deferred"} = %v, want still 1`, n)
+	}
 }
 
 func TestUnknownShadowMailboxIsDeferredNotBounced(t *testing.T) {
@@ -136,5 +214,13 @@ func TestUnknownShadowMailboxIsDeferredNotBounced(t *testing.T) {
 	replies, err := testbench.DeliverLMTP(b.addr, testbench.Mail{From: "a@corp.example.test", To: []string{"shadow@other.example.test"}, Data: message("")})
 	if err != nil || len(replies) != 1 || replies[0].Code/100 != 4 {
 		t.Fatalf("a copy Cyrus refuses: %v %v, want 4xx (an archive copy never bounces)", replies, err)
+	}
+	// The store refuses it until an operator creates the mailbox: the alert
+	// PosternArchiveRejected fires on this series.
+	if n := copiesTotal(t, b.metrics, "unknown", "rejected"); n != 1 {
+		t.Errorf(`postern_shadow_copies_total{direction="unknown",result="rejected"} = %v, want 1`, n)
+	}
+	if n := b.cyrus.AdminCommand(t, `LIST "" "user/shadow/*@other.example.test"`); len(n) != 0 {
+		t.Errorf("folders were made for a shadow mailbox that does not exist: %q", n)
 	}
 }

@@ -66,24 +66,27 @@ func (a *Archiver) Archive(ctx context.Context, sender string, rcpts []string, s
 		case err == nil:
 			env = e
 		case errors.Is(err, journal.ErrNotFound) || errors.Is(err, journal.ErrBadID):
-			a.metrics.misses.Inc()
 		default:
 			a.log.Warn("journal unavailable; copies deferred", zap.String("journal_id", id), zap.Error(err))
+			a.metrics.copies.WithLabelValues("unknown", "deferred").Add(float64(len(rcpts)))
 			return fill(results, tempErr(4, 4, 3, "archive journal unavailable, try again later"))
 		}
-	} else {
-		a.metrics.misses.Inc()
 	}
 
 	now := a.now()
 	data := folderData{Time: now, Direction: "Unknown"}
 	tpl := s.missing
+	direction := "unknown"
 	if env != nil {
 		data.Direction, data.Time, tpl = directionTitle(env.Direction), env.Time, s.folder
 		if data.Time.IsZero() {
 			data.Time = now
 		}
+		direction = env.Direction
 	}
+	// Every copy not archived counts as deferred or rejected, whatever the reason: the
+	// alerts on postern_shadow_copies_total must see a copy that waits in Postfix's queue.
+	deferred := func() { a.metrics.copies.WithLabelValues(direction, "deferred").Inc() }
 	var copies []Copy
 	var index []int
 	for i, r := range rcpts {
@@ -93,6 +96,7 @@ func (a *Archiver) Archive(ctx context.Context, sender string, rcpts []string, s
 			// operator sees it, instead of being dropped (BCC copies carry NOTIFY=NONE).
 			a.log.Error("archive recipient is not an address; deferred", zap.String("recipient", r), zap.Error(err))
 			results[i] = tempErr(4, 1, 3, "recipient is not an address")
+			deferred()
 			continue
 		}
 		d := data
@@ -101,12 +105,19 @@ func (a *Archiver) Archive(ctx context.Context, sender string, rcpts []string, s
 		if err := tpl.Execute(&folder, d); err != nil {
 			results[i] = tempErr(4, 3, 5, "archive folder template failed")
 			a.log.Error("folder template failed", zap.Error(err))
+			deferred()
 			continue
 		}
 		cp := Copy{User: addr.Local, Domain: addr.Domain, Folder: strings.Trim(folder.String(), "/")}
 		if err := s.store.Ensure(ctx, cp); err != nil {
 			a.log.Error("cannot prepare the archive folder; copy deferred", zap.String("folder", cp.Folder), zap.String("domain", cp.Domain), zap.Error(err))
+			if errors.Is(err, errNoShadowMailbox) {
+				results[i] = tempErr(4, 3, 0, "archive store refused the copy, try again later")
+				a.metrics.copies.WithLabelValues(direction, "rejected").Inc()
+				continue
+			}
 			results[i] = tempErr(4, 3, 0, "archive store unavailable, try again later")
+			deferred()
 			continue
 		}
 		copies = append(copies, cp)
@@ -118,15 +129,14 @@ func (a *Archiver) Archive(ctx context.Context, sender string, rcpts []string, s
 
 	head := headerBlock(env, id, sender, a.expand(env), now)
 	if _, err := spool.Seek(0, io.SeekStart); err != nil {
+		for range copies {
+			deferred()
+		}
 		return fill(results, tempErr(4, 3, 0, "archive spool error"))
 	}
 	start := a.now()
 	got, err := s.store.Deliver(ctx, sender, copies, io.MultiReader(strings.NewReader(head), spool))
 	a.metrics.storeLatency.Observe(a.now().Sub(start).Seconds())
-	direction := "unknown"
-	if env != nil {
-		direction = env.Direction
-	}
 	allStored := err == nil
 	for k, i := range index {
 		var e error
@@ -137,6 +147,9 @@ func (a *Archiver) Archive(ctx context.Context, sender string, rcpts []string, s
 		}
 		results[i] = a.verdict(e, copies[k], direction)
 		allStored = allStored && results[i] == nil
+		if results[i] == nil && env == nil {
+			a.metrics.misses.Inc()
+		}
 	}
 	if env != nil && allStored {
 		if err := a.journal.MarkArchived(ctx, env.ID, a.now()); err != nil {

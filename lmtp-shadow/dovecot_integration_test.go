@@ -9,7 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/postern-mail/postern/internal/journal"
+	"github.com/postern-mail/postern/internal/service"
 	"github.com/postern-mail/postern/internal/service/servicetest"
 	"github.com/postern-mail/postern/internal/testbench"
 )
@@ -38,6 +41,21 @@ func startDovecotBench(t testing.TB) *dovecotBench {
 // the lmtp_shadow section.
 func startShadowDaemon(t testing.TB, store string, extra ...string) (journal.Store, string) {
 	t.Helper()
+	d := runShadowDaemon(t, store, extra...)
+	return d.journal, d.addr
+}
+
+// shadowDaemon is lmtp-shadow running in the test process.
+type shadowDaemon struct {
+	journal journal.Store // a second handle, as the milter's process has
+	addr    string        // lmtp-shadow's LMTP
+	daemon  service.Daemon
+	metrics prometheus.Gatherer // its registry, as /metrics serves it
+}
+
+// runShadowDaemon is startShadowDaemon with the daemon and its metrics.
+func runShadowDaemon(t testing.TB, store string, extra ...string) *shadowDaemon {
+	t.Helper()
 	dir := t.TempDir()
 	example, _ := filepath.Abs("../examples/directory.yaml")
 	addr := fmt.Sprintf("127.0.0.1:%d", testbench.FreePort(t))
@@ -54,13 +72,13 @@ lmtp_shadow:
 		yaml += "  " + line + "\n"
 	}
 	deps := servicetest.Deps(t, dir, yaml)
-	servicetest.Start(t, deps, Build)
+	d := servicetest.Start(t, deps, Build)
 	j, err := journal.Open(deps.Config.Journal, deps.Config.Redis) // a second handle, as the milter has
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { j.Close() })
-	return j, addr
+	return &shadowDaemon{journal: j, addr: addr, daemon: d, metrics: deps.Registry.(prometheus.Gatherer)}
 }
 
 // outboundEntry journals the envelope of the quarterly-figures message, Bcc included.

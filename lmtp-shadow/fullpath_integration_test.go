@@ -18,8 +18,8 @@ import (
 // names the Bcc recipient and the list's members; inbound (through a relay standing in
 // for PMG) and internal mail is archived in its own folder. (A recipient addressed both
 // directly and through a list gets two copies from Postfix when enable_original_recipient
-// is on, its default; the users' Cyrus folds them with duplicatesuppression. The test
-// Cyrus keeps every copy, so the recipients here do not overlap.)
+// is on, its default; Cyrus's duplicate suppression, on for the users' mailboxes, folds
+// them. The recipients here do not overlap, so every count below is Postfix's own.)
 func TestWholePathArchivesTheRealEnvelope(t *testing.T) {
 	s := testbench.StartSamba(t)
 	s.LDIF(t, testbench.SeedCorp(s))

@@ -1,6 +1,7 @@
 package lmtpshadow
 
 import (
+	"fmt"
 	"mime"
 	"strings"
 	"time"
@@ -71,14 +72,52 @@ func idParam(id string) string {
 	return "; id=" + id
 }
 
-// encode keeps ASCII values as they are and encodes anything else as RFC 2047 words.
+// encode keeps printable ASCII values as they are and encodes anything else as RFC 2047
+// words: 8-bit bytes, control characters (CR and LF too, so a journalled HELO cannot
+// start a header of its own, and DEL) and ASCII that would itself decode as an encoded
+// word ("=?"), so every value decodes back to exactly what the journal holds.
 func encode(v string) string {
 	for i := 0; i < len(v); i++ {
-		if v[i] >= 0x80 || (v[i] < 0x20 && v[i] != '\t') {
+		if v[i] >= 0x7f || (v[i] < 0x20 && v[i] != '\t') {
 			return mime.QEncoding.Encode("utf-8", v)
 		}
 	}
+	if strings.Contains(v, "=?") {
+		return qWords(v) // mime.QEncoding leaves printable ASCII as it is
+	}
 	return v
+}
+
+// qWords encodes printable ASCII (and tabs) as RFC 2047 Q words of at most 75
+// characters, separated by spaces.
+func qWords(v string) string {
+	const prefix, suffix, maxWord = "=?utf-8?q?", "?=", 75
+	var b, word strings.Builder
+	flush := func() {
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(prefix + word.String() + suffix)
+		word.Reset()
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		var enc string
+		switch {
+		case c == ' ':
+			enc = "_"
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', strings.IndexByte("!*+-/", c) >= 0:
+			enc = string(c)
+		default:
+			enc = fmt.Sprintf("=%02X", c)
+		}
+		if len(prefix)+word.Len()+len(enc)+len(suffix) > maxWord {
+			flush()
+		}
+		word.WriteString(enc)
+	}
+	flush()
+	return b.String()
 }
 
 // fold wraps a header line at spaces so no line exceeds 78 characters when it can be

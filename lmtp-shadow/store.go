@@ -17,18 +17,32 @@ import (
 )
 
 // Store delivers archive copies into the mailbox server over LMTP and, for Cyrus,
-// creates the folders (and the poster's "p" right) over IMAP as the admin.
+// prepares the folders over IMAP as the admin: creates them, gives the poster the "p"
+// right and turns Cyrus's duplicate suppression off for each of them.
 type Store struct {
-	cfg     config.Store
-	mu      sync.Mutex
-	created map[string]bool // mailboxes known to exist
-	delim   string          // the IMAP hierarchy separator, learnt once
+	cfg   config.Store
+	mu    sync.Mutex
+	ready map[string]bool // "user@domain/Folder/Sub" ("user@domain/" for the INBOX) prepared
+	delim string          // the IMAP hierarchy separator, learnt once
 }
 
 // NewStore returns a store for cfg.
 func NewStore(cfg config.Store) *Store {
-	return &Store{cfg: cfg, created: map[string]bool{}}
+	return &Store{cfg: cfg, ready: map[string]bool{}}
 }
+
+// duplicateDeliver is Cyrus's per-mailbox switch (METADATA, RFC 5464; Cyrus 2.5 and
+// later) that delivers a message into that mailbox even when a message with the same
+// Message-ID was delivered there before. Cyrus's duplicate suppression (imapd.conf
+// duplicatesuppression, on by default) would otherwise drop the second copy of a
+// message archived by two transactions while still answering 250; with the switch set
+// on every archive folder it can stay on for the users' mailboxes on the same server.
+// Cyrus does not inherit it: a folder created below one that has it does not.
+const duplicateDeliver = "/shared/vendor/cmu/cyrus-imapd/duplicatedeliver"
+
+// errNoShadowMailbox is Ensure's error when the store has no such shadow mailbox: the
+// store refuses the copy until an operator creates it.
+var errNoShadowMailbox = errors.New("the shadow mailbox does not exist")
 
 // Copy is one archive copy for one shadow mailbox.
 type Copy struct {
@@ -93,16 +107,21 @@ func (s *Store) Deliver(ctx context.Context, sender string, copies []Copy, msg i
 	return results, nil
 }
 
-// Ensure makes sure the copy's folder exists and that the poster may file into it;
-// Dovecot creates folders on delivery (lmtp_save_to_detail_mailbox) and needs nothing.
+// Ensure makes sure the copy's folder exists, that the poster may file into it, and that
+// Cyrus keeps every copy filed there (and in the shadow INBOX, where Cyrus files a copy
+// it cannot file in the folder): duplicatedeliver on each. Each mailbox is prepared once
+// per process (and again after a reload), so a copy into a prepared folder costs no IMAP
+// at all and a new month's folder three commands; preparing again is harmless. Dovecot
+// creates folders on delivery (lmtp_save_to_detail_mailbox), keeps no duplicate
+// database for LMTP, and needs nothing.
 func (s *Store) Ensure(ctx context.Context, cp Copy) error {
 	if s.cfg.Kind != "cyrus" {
 		return nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	key := cp.User + "@" + cp.Domain + "/" + cp.Folder
-	if s.created[key] {
+	owner := cp.User + "@" + cp.Domain + "/"
+	if s.ready[owner+cp.Folder] {
 		return nil
 	}
 	c, err := s.imapLogin(ctx)
@@ -116,10 +135,32 @@ func (s *Store) Ensure(ctx context.Context, cp Copy) error {
 			s.delim = string(list[0].Delim)
 		}
 	}
+	// The INBOX first: an unknown shadow mailbox fails here, before any folder is made
+	// for it.
+	name, folder := "user"+s.delim+cp.User, ""
+	if !s.ready[owner] {
+		inbox := name + "@" + cp.Domain
+		if err := s.keepDuplicates(c, inbox); err != nil {
+			if notExists(err) {
+				return fmt.Errorf("%w: %s (create it as the Cyrus admin): %w", errNoShadowMailbox, inbox, err)
+			}
+			return err
+		}
+		s.ready[owner] = true
+	}
 	// user/shadow/Outbound/2026/11@corp.example.test, each level in turn (RFC 3501 6.3.3).
-	name := "user" + s.delim + cp.User
-	for _, part := range strings.Split(cp.Folder, "/") {
+	for i, part := range strings.Split(cp.Folder, "/") {
+		if part == "" {
+			continue // a folder template that renders nothing files in the INBOX
+		}
 		name += s.delim + part
+		if i > 0 {
+			folder += "/"
+		}
+		folder += part
+		if s.ready[owner+folder] {
+			continue
+		}
 		mbox := name + "@" + cp.Domain
 		if err := c.Create(mbox, nil).Wait(); err != nil && !alreadyExists(err) {
 			return fmt.Errorf("create archive folder %s as %s: %w", mbox, s.cfg.AdminUser, err)
@@ -129,8 +170,21 @@ func (s *Store) Ensure(ctx context.Context, cp Copy) error {
 				return fmt.Errorf("grant %s the p right on %s: %w", s.cfg.Poster, mbox, err)
 			}
 		}
+		if err := s.keepDuplicates(c, mbox); err != nil {
+			return err
+		}
+		s.ready[owner+folder] = true
 	}
-	s.created[key] = true
+	return nil
+}
+
+// keepDuplicates sets duplicatedeliver on mbox, so Cyrus files every copy delivered to it.
+func (s *Store) keepDuplicates(c *imapclient.Client, mbox string) error {
+	on := []byte("true")
+	if err := c.SetMetadata(mbox, map[string]*[]byte{duplicateDeliver: &on}).Wait(); err != nil {
+		return fmt.Errorf("set %s on %s as %s (Cyrus would drop a second copy of a Message-ID there): %w",
+			duplicateDeliver, mbox, s.cfg.AdminUser, err)
+	}
 	return nil
 }
 
@@ -156,6 +210,14 @@ func alreadyExists(err error) bool {
 		return true
 	}
 	return strings.Contains(strings.ToLower(err.Error()), "already exists")
+}
+
+func notExists(err error) bool {
+	var ie *imap.Error
+	if errors.As(err, &ie) && ie.Code == imap.ResponseCodeNonExistent {
+		return true
+	}
+	return strings.Contains(strings.ToLower(err.Error()), "does not exist")
 }
 
 func dial(ctx context.Context, l config.Listen) (net.Conn, error) {

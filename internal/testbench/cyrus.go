@@ -30,7 +30,10 @@ const cyrusMaster = "/usr/lib/cyrus/bin/master"
 const cyrusServername = "imap.corp.example.test"
 
 // Cyrus is a private Cyrus IMAP instance with virtual domains (user/alice@corp.example.test),
-// "/" as hierarchy separator, and duplicate suppression off so shadow copies are never dropped.
+// "/" as hierarchy separator, and duplicate suppression on, as Cyrus ships it: a second
+// message with a Message-ID already delivered to a mailbox is dropped (still answered 250)
+// unless the mailbox has /shared/vendor/cmu/cyrus-imapd/duplicatedeliver "true", which
+// lmtp-shadow sets on every archive folder.
 type Cyrus struct {
 	Dir           string
 	IMAPAddr      string // IMAP; LOGIN and AUTHENTICATE PLAIN allowed without TLS
@@ -119,7 +122,6 @@ func (c *Cyrus) layout() error {
 		"altnamespace: no",
 		"admins: admin",
 		"lmtp_downcase_rcpt: yes",
-		"duplicatesuppression: 0", // default 1 drops a second copy of a Message-ID, still saying 250
 		"delete_mode: immediate",
 		"expunge_mode: immediate",
 		"allowplaintext: yes",
@@ -262,6 +264,22 @@ func (c *Cyrus) AdminCommand(t testing.TB, command string) []string {
 	}
 	return lines
 }
+
+// Metadata returns the value of a mailbox's shared or private metadata entry (RFC 5464
+// GETMETADATA as the admin), e.g. "/shared/vendor/cmu/cyrus-imapd/duplicatedeliver" of
+// "user/shadow/Outbound@corp.example.test"; "" when it has none.
+func (c *Cyrus) Metadata(t testing.TB, mailbox, entry string) string {
+	t.Helper()
+	for _, line := range c.AdminCommand(t, "GETMETADATA "+imapQuote(mailbox)+" ("+imapQuote(entry)+")") {
+		// * METADATA user/shadow/Outbound@corp.example.test ("/shared/vendor/..." "true")
+		if m := metadataValue.FindStringSubmatch(line); m != nil && strings.EqualFold(m[1], entry) {
+			return m[2]
+		}
+	}
+	return ""
+}
+
+var metadataValue = regexp.MustCompile(`^\* METADATA .* \("?([^" ]+)"? "((?:[^"\\]|\\.)*)"\)$`)
 
 // Message is one message read back from a mailbox.
 type Message struct {

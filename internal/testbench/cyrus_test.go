@@ -58,12 +58,42 @@ func TestCyrus(t *testing.T) {
 			t.Fatalf("LMTP to a stopped Cyrus: %v, want connection refused", err)
 		}
 		c.Start(t)
-		// the same Message-ID again: duplicatesuppression is off, so it lands a second time
-		if r, err := DeliverLMTP(c.LMTPAddr, Mail{From: "x@y", To: []string{alice}, Data: msg}); err != nil || r[0].Code != 250 {
+		again := []byte("From: erin@corp.example.test\nSubject: after the restart\nMessage-ID: <lmtp-2@test>\n\nhello\n")
+		if r, err := DeliverLMTP(c.LMTPAddr, Mail{From: "x@y", To: []string{alice}, Data: again}); err != nil || r[0].Code != 250 {
 			t.Fatalf("LMTP after restart: %v, %v", r, err)
 		}
 		if got := c.Messages(t, alice, "INBOX"); len(got) != 2 {
 			t.Errorf("INBOX after restart has %d messages, want 2", len(got))
+		}
+	})
+
+	// Cyrus's default: a Message-ID already in a mailbox is dropped there (with a 250),
+	// except in a mailbox whose duplicatedeliver annotation an admin set to "true".
+	t.Run("duplicate suppression is on, off per mailbox with duplicatedeliver", func(t *testing.T) {
+		const dd = "/shared/vendor/cmu/cyrus-imapd/duplicatedeliver"
+		folder := "user/alice/Folder@corp.example.test"
+		if v := c.Metadata(t, folder, dd); v != "false" {
+			t.Errorf("%s of a new mailbox: %q, want \"false\"", dd, v)
+		}
+		c.AdminCommand(t, "SETMETADATA "+imapQuote(folder)+" ("+dd+` "true")`)
+		if v := c.Metadata(t, folder, dd); v != "true" {
+			t.Fatalf("%s after SETMETADATA: %q, want \"true\"", dd, v)
+		}
+		// One message twice to both mailboxes, after the restart above: Cyrus's record of
+		// what it delivered before a restart is not what this is about.
+		twice := []byte("From: erin@corp.example.test\nSubject: twice\nMessage-ID: <lmtp-twice@test>\n\nhello\n")
+		inbox, inFolder := len(c.Messages(t, alice, "INBOX")), len(c.Messages(t, alice, "INBOX/Folder"))
+		for range 2 {
+			r, err := DeliverLMTP(c.LMTPAddr, Mail{From: "x@y", To: []string{alice, "alice+Folder@corp.example.test"}, Data: twice})
+			if err != nil || r[0].Code != 250 || r[1].Code != 250 {
+				t.Fatalf("LMTP: %v, %v", r, err)
+			}
+		}
+		if got := len(c.Messages(t, alice, "INBOX")) - inbox; got != 1 {
+			t.Errorf("INBOX gained %d messages, want 1: the repeated Message-ID is suppressed", got)
+		}
+		if got := len(c.Messages(t, alice, "INBOX/Folder")) - inFolder; got != 2 {
+			t.Errorf("INBOX/Folder gained %d messages, want 2: duplicatedeliver keeps the repeated Message-ID", got)
 		}
 	})
 
