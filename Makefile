@@ -64,6 +64,7 @@ bench: deps
 	$(call benchrun,./tcptable,BenchmarkAnswer,1s)
 	$(call benchrun,./policyd,BenchmarkDecide,1s)
 	$(call benchrun,./milter/stamp,BenchmarkApply,1s)
+	$(call benchrun,./systemtest,BenchmarkWholeStack,1x,-timeout 30m)
 	$(GO) run ./scripts/benchreport -o BENCHMARKS.md $(BENCH_OUT)
 
 # benchrun PACKAGE,BENCHMARK,BENCHTIME[,FLAGS] runs one benchmark, its output shown and

@@ -31,6 +31,7 @@ type report struct {
 	tempfails                                map[string]int    // by fault in force
 	tempfailSample                           map[string]string // one reply per fault
 	faults                                   []string
+	submitTime                               time.Duration // from the first message to the last final reply
 
 	// resent are copies Postfix delivered twice after it logged "message may be sent
 	// more than once": the delivery agent died after the message's end but before its
@@ -104,7 +105,7 @@ func (r *report) String() string {
 
 // account reads every mailbox, the relay's dumps, the shadow mailboxes and the mail log,
 // and checks each message against what the rules say must become of it.
-func account(t *testing.T, st *stack, msgs []*letter, results []*result) *report {
+func account(t testing.TB, st *stack, msgs []*letter, results []*result) *report {
 	rep := &report{sent: len(msgs), tempfails: map[string]int{}, tempfailSample: map[string]string{}}
 	copies := map[string][]copyOf{} // by Message-ID
 	for _, p := range st.company.people {

@@ -24,6 +24,9 @@ var latencyMetric = map[string]string{
 	"lmtp-shadow": "postern_shadow_store_duration_seconds",
 }
 
+// daemonNames are the daemons in the order the reports list them.
+var daemonNames = []string{"tcptable", "policyd", "milter", "lmtp-shadow"}
+
 // daemonStats adds up what each daemon's own telemetry says over all its lives in a run
 // (a daemon killed and restarted starts its counters afresh): its latency histogram and
 // its peak resident memory.
@@ -109,7 +112,7 @@ func (s *daemonStats) String() string {
 	defer s.mu.Unlock()
 	var b strings.Builder
 	b.WriteString("each daemon by its own telemetry, over all its lives in the run (p50/p99 from its histogram):\n")
-	for _, name := range []string{"tcptable", "policyd", "milter", "lmtp-shadow"} {
+	for _, name := range daemonNames {
 		p50, n := s.quantile(name, 0.5)
 		p99, _ := s.quantile(name, 0.99)
 		fmt.Fprintf(&b, "  %-12s %8.0f requests  p50 %-9s p99 %-9s peak RSS %5.1f MB  (%s)\n", name, n,

@@ -13,8 +13,8 @@ import (
 // fault is one thing that breaks during the run, for a while, and its repair.
 type fault struct {
 	name   string
-	inject func(t *testing.T, st *stack)
-	repair func(t *testing.T, st *stack)
+	inject func(t testing.TB, st *stack)
+	repair func(t testing.TB, st *stack)
 }
 
 // faults are injected one after the other while mail flows; a daemon's telemetry goes
@@ -24,36 +24,36 @@ func faults(stats *daemonStats) []fault {
 	var good []byte
 	kill := func(name string) fault {
 		return fault{name: "SIGKILL postern " + name,
-			inject: func(t *testing.T, st *stack) {
+			inject: func(t testing.TB, st *stack) {
 				if err := stats.sample(st.daemons[name]); err != nil {
 					t.Errorf("telemetry of %s: %v", name, err)
 				}
 				st.kill(t, name)
 			},
-			repair: func(t *testing.T, st *stack) { st.restart(t, name) }}
+			repair: func(t testing.TB, st *stack) { st.restart(t, name) }}
 	}
 	return []fault{
 		{name: "Samba stopped",
-			inject: func(t *testing.T, st *stack) { st.samba.Stop() },
-			repair: func(t *testing.T, st *stack) { st.samba.Start(t) }},
+			inject: func(t testing.TB, st *stack) { st.samba.Stop() },
+			repair: func(t testing.TB, st *stack) { st.samba.Start(t) }},
 		{name: "Samba blackholed (accepts TCP, never answers)",
-			inject: func(t *testing.T, st *stack) {
+			inject: func(t testing.TB, st *stack) {
 				st.samba.Stop()
 				hole = openBlackhole(t, "127.0.0.1:389")
 			},
-			repair: func(t *testing.T, st *stack) {
+			repair: func(t testing.TB, st *stack) {
 				hole.close()
 				st.samba.Start(t)
 			}},
 		{name: "Redis stopped",
-			inject: func(t *testing.T, st *stack) { st.redis.Stop() },
-			repair: func(t *testing.T, st *stack) { st.redis.Start(t) }},
+			inject: func(t testing.TB, st *stack) { st.redis.Stop() },
+			repair: func(t testing.TB, st *stack) { st.redis.Start(t) }},
 		{name: "Cyrus stopped",
-			inject: func(t *testing.T, st *stack) { st.cyrus.Stop() },
-			repair: func(t *testing.T, st *stack) { st.cyrus.Start(t) }},
+			inject: func(t testing.TB, st *stack) { st.cyrus.Stop() },
+			repair: func(t testing.TB, st *stack) { st.cyrus.Start(t) }},
 		kill("tcptable"), kill("policyd"), kill("milter"), kill("lmtp-shadow"),
 		{name: "every daemon reloaded with a broken configuration",
-			inject: func(t *testing.T, st *stack) {
+			inject: func(t testing.TB, st *stack) {
 				var err error
 				if good, err = os.ReadFile(st.config); err != nil {
 					t.Fatal(err)
@@ -63,7 +63,7 @@ func faults(stats *daemonStats) []fault {
 				}
 				st.hupAll(t)
 			},
-			repair: func(t *testing.T, st *stack) {
+			repair: func(t testing.TB, st *stack) {
 				for _, d := range st.daemons {
 					if d.proc.Exited() {
 						t.Errorf("postern %s exited after a reload with a broken configuration; it must keep the old one", d.name)
@@ -78,7 +78,7 @@ func faults(stats *daemonStats) []fault {
 	}
 }
 
-func (st *stack) hupAll(t *testing.T) {
+func (st *stack) hupAll(t testing.TB) {
 	for _, d := range st.daemons {
 		if err := d.proc.Signal(syscall.SIGHUP); err != nil {
 			t.Errorf("SIGHUP %s: %v", d.name, err)
@@ -94,7 +94,7 @@ type blackhole struct {
 	conns []net.Conn
 }
 
-func openBlackhole(t *testing.T, addr string) *blackhole {
+func openBlackhole(t testing.TB, addr string) *blackhole {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatalf("blackhole on %s: %v", addr, err)
@@ -162,7 +162,7 @@ func (s *schedule) set(name string) {
 // run submits msgs in len(faults)+1 phases through submit (which returns once its
 // messages are handed to the senders): the first without a fault, each other one with
 // its fault in force for at least hold.
-func (s *schedule) run(t *testing.T, st *stack, total int, submit func(upto int)) {
+func (s *schedule) run(t testing.TB, st *stack, total int, submit func(upto int)) {
 	share := total / (len(s.faults) + 1)
 	submit(share)
 	for i, f := range s.faults {

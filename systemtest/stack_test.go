@@ -36,7 +36,7 @@ type daemon struct {
 const throttleLimit = 3
 
 // startStack brings the whole stack up, wired as examples/ says.
-func startStack(t *testing.T) *stack {
+func startStack(t testing.TB) *stack {
 	st := &stack{company: newCompany(), daemons: map[string]*daemon{}}
 	st.samba = testbench.StartSamba(t)
 	st.samba.LDIF(t, testbench.SeedCorp(st.samba))
@@ -102,7 +102,7 @@ lmtp_shadow:
 const disclaimer = "Corp GmbH, Registergericht Berlin HRB 0000."
 
 // milterFiles writes the disclaimer in both versions and the marker key into dir.
-func milterFiles(t *testing.T, dir string) string {
+func milterFiles(t testing.TB, dir string) string {
 	for name, text := range map[string]string{
 		"disclaimer.txt":  disclaimer + "\n",
 		"disclaimer.html": "<p>" + disclaimer + "</p>\n",
@@ -117,7 +117,7 @@ func milterFiles(t *testing.T, dir string) string {
 
 // postfixSettings is main.cf from the shipped fragments, socket paths pointed at this
 // test's ports, and quick retries so a repaired fault drains within the test.
-func (st *stack) postfixSettings(t *testing.T, dir string) map[string]string {
+func (st *stack) postfixSettings(t testing.TB, dir string) map[string]string {
 	settings := map[string]string{}
 	for _, f := range []string{"tcptable-main.cf", "policyd-main.cf", "milter-main.cf", "lmtp-shadow.cf"} {
 		for k, v := range testbench.PostfixExample(t, f) {
@@ -154,7 +154,7 @@ func (st *stack) postfixSettings(t *testing.T, dir string) map[string]string {
 
 // startDaemon starts `postern -c config <name>` with its own metrics port, as the
 // package's unit does.
-func (st *stack) startDaemon(t *testing.T, d *daemon) {
+func (st *stack) startDaemon(t testing.TB, d *daemon) {
 	log := filepath.Join(filepath.Dir(st.config), d.name+".log")
 	p, err := testbench.Start(d.name, log, nil, testbench.Postern(t), "-c", st.config, d.name, "--telemetry", d.telemetry)
 	if err != nil {
@@ -166,7 +166,7 @@ func (st *stack) startDaemon(t *testing.T, d *daemon) {
 
 // waitDaemon waits until the daemon listens and its /readyz answers 200 (its directory
 // snapshot is loaded), as a load balancer's health check would.
-func (st *stack) waitDaemon(t *testing.T, d *daemon) {
+func (st *stack) waitDaemon(t testing.TB, d *daemon) {
 	ready := func() bool {
 		if testbench.WaitTCP(d.addr, 100*time.Millisecond) != nil {
 			return false
@@ -187,7 +187,7 @@ func (st *stack) waitDaemon(t *testing.T, d *daemon) {
 }
 
 // kill ends a daemon with SIGKILL: no drain, no goodbye, as the OOM killer would.
-func (st *stack) kill(t *testing.T, name string) {
+func (st *stack) kill(t testing.TB, name string) {
 	d := st.daemons[name]
 	if err := d.proc.Signal(syscall.SIGKILL); err != nil {
 		t.Errorf("kill %s: %v", name, err)
@@ -195,7 +195,7 @@ func (st *stack) kill(t *testing.T, name string) {
 	_ = d.proc.Wait()
 }
 
-func (st *stack) restart(t *testing.T, name string) {
+func (st *stack) restart(t testing.TB, name string) {
 	d := st.daemons[name]
 	st.startDaemon(t, d)
 	st.waitDaemon(t, d)

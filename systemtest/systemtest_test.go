@@ -33,13 +33,52 @@ func TestSystem(t *testing.T) {
 	if n >= 2000 {
 		hold = 20 * time.Second
 	}
+	stats := newDaemonStats()
+	rep := runSystem(t, n, &schedule{faults: faults(stats), hold: hold}, stats)
+	text := rep.String() + stats.String()
+	t.Log("\n" + text)
+	if dir := os.Getenv("POSTERN_TEST_LOGS"); dir != "" {
+		_ = os.MkdirAll(dir, 0o755)
+		_ = os.WriteFile(dir+"/systemtest-report.txt", []byte(text), 0o644)
+	}
+	if !rep.ok() {
+		t.Errorf("the system test found problems; see the report above")
+	}
+}
+
+// BenchmarkWholeStack is the system test's workload without faults: 2000 messages
+// through Postfix and the four daemons; it reports the messages per second submitted and
+// each daemon's p50, p99 (from its own histogram) and peak RSS, and fails on any
+// accounting problem.
+func BenchmarkWholeStack(b *testing.B) {
+	for range b.N {
+		stats := newDaemonStats()
+		began := time.Now()
+		rep := runSystem(b, 2000, &schedule{}, stats)
+		b.ReportMetric(float64(rep.sent)/rep.submitTime.Seconds(), "msgs/s-submitted")
+		b.ReportMetric(float64(rep.sent)/time.Since(began).Seconds(), "msgs/s-with-setup-and-accounting")
+		for _, name := range daemonNames {
+			p50, _ := stats.quantile(name, 0.5)
+			p99, _ := stats.quantile(name, 0.99)
+			b.ReportMetric(float64(p50.Microseconds()), name+"-p50-µs")
+			b.ReportMetric(float64(p99.Microseconds()), name+"-p99-µs")
+			b.ReportMetric(float64(stats.peakKB[name])/1024, name+"-MB-VmHWM")
+		}
+		if !rep.ok() {
+			b.Fatalf("accounting found problems:\n%s", rep)
+		}
+	}
+}
+
+// runSystem starts the stack, sends n messages while sched injects its faults, waits for
+// the queue to drain, samples each daemon's telemetry into stats and accounts for every
+// message.
+func runSystem(t testing.TB, n int, sched *schedule, stats *daemonStats) *report {
 	began := time.Now()
 	st := startStack(t)
 	t.Logf("stack up after %s", time.Since(began).Round(time.Second))
 
 	msgs := workload(st.company, n, 2026)
-	stats := newDaemonStats()
-	sched := &schedule{faults: faults(stats), hold: hold}
 	results := make([]*result, len(msgs))
 	queue := make(chan int)
 	var wg sync.WaitGroup
@@ -81,16 +120,8 @@ func TestSystem(t *testing.T) {
 		}
 	}
 	rep := account(t, st, msgs, results)
-	rep.faults = sched.log
-	text := rep.String() + stats.String()
-	t.Log("\n" + text)
-	if dir := os.Getenv("POSTERN_TEST_LOGS"); dir != "" {
-		_ = os.MkdirAll(dir, 0o755)
-		_ = os.WriteFile(dir+"/systemtest-report.txt", []byte(text), 0o644)
-	}
-	if !rep.ok() {
-		t.Errorf("the system test found problems; see the report above")
-	}
+	rep.faults, rep.submitTime = sched.log, sendTime
+	return rep
 }
 
 // result is what the SMTP client saw for one message, over all its attempts.
