@@ -19,7 +19,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		storeLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "postern_shadow_store_duration_seconds", Help: "Time to deliver one message's copies into the store.",
-			Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 10),
+			Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 12), // up to ~2 min: lmtp_shadow.timeout is 60 s
 		}),
 	}
 	for _, r := range []string{"archived", "deferred", "rejected"} {
