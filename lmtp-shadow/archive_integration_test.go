@@ -98,18 +98,7 @@ func TestArchiveCarriesTheWholeEnvelope(t *testing.T) {
 	e := &journal.Entry{ID: journal.NewID(), Time: at, QueueID: "4F2A1B", ClientAddr: "192.0.2.7", ClientName: "laptop.corp.example.test",
 		Helo: "laptop", Login: "alice", Sender: "alice@corp.example.test", Direction: "outbound", MessageID: "<q3@corp.example.test>",
 		Recipients: []string{"bob@corp.example.test", "x@partner.example", "erin@corp.example.test", "sales@corp.example.test"}}
-	if err := b.journal.Put(context.Background(), e); err != nil {
-		t.Fatal(err)
-	}
-	replies, err := testbench.DeliverLMTP(b.addr, testbench.Mail{From: "alice@corp.example.test", To: []string{"shadow@corp.example.test"}, Data: message(e.ID)})
-	if err != nil || len(replies) != 1 || replies[0].Code != 250 {
-		t.Fatalf("LMTP: %v %v", replies, err)
-	}
-	msgs := b.cyrus.Messages(t, "shadow@corp.example.test", "INBOX/Outbound/2026/11")
-	if len(msgs) != 1 {
-		t.Fatalf("the Outbound/2026/11 folder holds %d messages, want 1", len(msgs))
-	}
-	raw := string(msgs[0].Raw)
+	raw := string(b.archiveOne(t, e))
 	for _, want := range []string{
 		"X-Postern-Archive: v=1; journal=ok; id=" + e.ID,
 		"X-Postern-Envelope-From: <alice@corp.example.test>",
@@ -223,4 +212,23 @@ func TestUnknownShadowMailboxIsDeferredNotBounced(t *testing.T) {
 	if n := b.cyrus.AdminCommand(t, `LIST "" "user/shadow/*@other.example.test"`); len(n) != 0 {
 		t.Errorf("folders were made for a shadow mailbox that does not exist: %q", n)
 	}
+}
+
+// archiveOne journals e, delivers the quarterly-figures message with its id to the
+// corp shadow mailbox (an ASCII LMTP envelope: Cyrus writes it into Return-Path itself)
+// and returns the one copy filed in Outbound/2026/11.
+func (b *bench) archiveOne(t *testing.T, e *journal.Entry) []byte {
+	t.Helper()
+	if err := b.journal.Put(context.Background(), e); err != nil {
+		t.Fatal(err)
+	}
+	replies, err := testbench.DeliverLMTP(b.addr, testbench.Mail{From: "alice@corp.example.test", To: []string{"shadow@corp.example.test"}, Data: message(e.ID)})
+	if err != nil || len(replies) != 1 || replies[0].Code != 250 {
+		t.Fatalf("LMTP: %v %v", replies, err)
+	}
+	msgs := b.cyrus.Messages(t, "shadow@corp.example.test", "INBOX/Outbound/2026/11")
+	if len(msgs) != 1 {
+		t.Fatalf("the Outbound/2026/11 folder holds %d messages, want 1", len(msgs))
+	}
+	return msgs[0].Raw
 }

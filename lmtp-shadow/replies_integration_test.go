@@ -2,7 +2,6 @@ package lmtpshadow
 
 import (
 	"bytes"
-	"context"
 	"mime"
 	"net/mail"
 	"slices"
@@ -80,19 +79,7 @@ func TestArchiveHeadersAreASCII(t *testing.T) {
 		ClientAddr: "192.0.2.7", ClientName: "mail.bücher.example", Helo: "laptop\x7f",
 		Login: "Jörg Müller\x01\r\nX-Injected: yes", Sender: "jörg@bücher.example", Direction: "outbound", MessageID: "<q3@corp.example.test>",
 		Recipients: []string{"bob@corp.example.test", "ærlig@例え.jp", long, "=?utf-8?q?admin?=@corp.example.test"}}
-	if err := b.journal.Put(context.Background(), e); err != nil {
-		t.Fatal(err)
-	}
-	// The LMTP envelope stays ASCII here: Cyrus puts it in Return-Path itself.
-	replies, err := testbench.DeliverLMTP(b.addr, testbench.Mail{From: "alice@corp.example.test", To: []string{"shadow@corp.example.test"}, Data: message(e.ID)})
-	if err != nil || len(replies) != 1 || replies[0].Code != 250 {
-		t.Fatalf("LMTP: %v %v", replies, err)
-	}
-	msgs := b.cyrus.Messages(t, "shadow@corp.example.test", "INBOX/Outbound/2026/11")
-	if len(msgs) != 1 {
-		t.Fatalf("the Outbound/2026/11 folder holds %d messages, want 1", len(msgs))
-	}
-	raw := msgs[0].Raw
+	raw := b.archiveOne(t, e)
 	head, _, ok := bytes.Cut(raw, []byte("\r\n\r\n"))
 	if !ok {
 		t.Fatalf("no end of header:\n%s", raw)
