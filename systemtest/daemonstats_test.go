@@ -116,7 +116,7 @@ func (s *daemonStats) String() string {
 		p50, n := s.quantile(name, 0.5)
 		p99, _ := s.quantile(name, 0.99)
 		fmt.Fprintf(&b, "  %-12s %8.0f requests  p50 %-9s p99 %-9s peak RSS %5.1f MB  (%s)\n", name, n,
-			p50.Round(10*time.Microsecond), p99.Round(10*time.Microsecond), float64(s.peakKB[name])/1024, latencyMetric[name])
+			p50.Round(time.Microsecond), p99.Round(time.Microsecond), float64(s.peakKB[name])/1024, latencyMetric[name])
 	}
 	return b.String()
 }
