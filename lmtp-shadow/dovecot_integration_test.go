@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -203,5 +204,45 @@ func TestPostfixCopiesReachDovecot(t *testing.T) {
 	checkEnvelope(t, string(arch[0].Raw), e)
 	if raw := string(arch[0].Raw); !strings.Contains(raw, "Delivered-To: shadow+Outbound/2026/11@corp.example.test") {
 		t.Errorf("the copy was not delivered to the folder's address:\n%s", raw)
+	}
+}
+
+// At the start of a month every archive copy makes a new folder at once. Dovecot 2.3 with
+// its mailbox list index on races there: a delivery aborts, or files its copy in INBOX
+// while answering 250. The shipped configuration turns the list index off; this test makes
+// new folders from concurrent deliveries, round after round, and wants every copy in its
+// own folder and none in INBOX.
+func TestDovecotConcurrentFirstDeliveries(t *testing.T) {
+	b := startDovecotBench(t)
+	const rounds, width = 15, 4
+	for r := range rounds {
+		replies := make([][]testbench.Reply, width)
+		errs := make([]error, width)
+		var wg sync.WaitGroup
+		for k := range width {
+			e := &journal.Entry{ID: journal.NewID(), Time: time.Date(2030+r, time.Month(k+1), 1, 0, 0, 0, 0, time.UTC),
+				Sender: "alice@corp.example.test", Direction: "outbound", Recipients: []string{"x@partner.example"}}
+			if err := b.journal.Put(context.Background(), e); err != nil {
+				t.Fatal(err)
+			}
+			wg.Go(func() {
+				replies[k], errs[k] = testbench.DeliverLMTP(b.addr, testbench.Mail{From: "alice@corp.example.test",
+					To: []string{"shadow@corp.example.test"}, Data: message(e.ID)})
+			})
+		}
+		wg.Wait()
+		for k := range width {
+			if errs[k] != nil || len(replies[k]) != 1 || replies[k][0].Code != 250 {
+				t.Errorf("round %d, copy %d: %v %v", r, k, replies[k], errs[k])
+				continue
+			}
+			folder := fmt.Sprintf("Outbound/%d/%02d", 2030+r, k+1)
+			if n := len(b.dovecot.Messages(t, "shadow@corp.example.test", folder)); n != 1 {
+				t.Errorf("%s holds %d copies, want 1", folder, n)
+			}
+		}
+	}
+	if n := len(b.dovecot.Messages(t, "shadow@corp.example.test", "INBOX")); n != 0 {
+		t.Errorf("%d archive copies were filed in INBOX instead of their folders", n)
 	}
 }

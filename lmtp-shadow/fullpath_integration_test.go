@@ -206,9 +206,10 @@ func (w *site) checkArchive(t *testing.T, st archiveStore) {
 	id := func(local, domain string) string { return "<" + local + "." + st.name + "@" + domain + ">" }
 	boardPack, lunch, news := id("board-pack", "corp.example.test"), id("lunch", "corp.example.test"), id("news", "partner.example")
 	// Each message is delivered before the next is sent, so the month's folders are made
-	// one at a time: Dovecot 2.3, making folders for concurrent first deliveries with its
-	// mailbox list index on, can abort one or file a copy in INBOX (answering 250) — a race
-	// that is not this test's subject (the empty-INBOX check at the end sees such a copy).
+	// one at a time. (Dovecot 2.3 races on concurrent first deliveries with its mailbox
+	// list index on; the shipped configuration turns it off, and
+	// TestDovecotConcurrentFirstDeliveries is about that. The empty-INBOX check at the end
+	// would see a misfiled copy.)
 	outbound := []byte("From: Alice <alice@corp.example.test>\r\nTo: bob@corp.example.test, interns@corp.example.test\r\nCc: x@partner.example\r\nSubject: board pack\r\nMessage-ID: " + boardPack + "\r\nDate: Sun, 22 Nov 2026 10:00:00 +0000\r\n\r\nThe board pack.\r\n")
 	w.deliver(t, testbench.Mail{From: "alice@corp.example.test", XClientLogin: "alice", Data: outbound,
 		To: []string{"bob@corp.example.test", "interns@corp.example.test", "x@partner.example", "erin@corp.example.test"}})
