@@ -57,9 +57,22 @@ func (a *Archiver) Archive(ctx context.Context, sender string, rcpts []string, s
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	results := make([]error, len(rcpts))
+	// Each copy's outcome, counted once when Archive returns, whatever the path: the
+	// alerts on postern_shadow_copies_total must see every copy that waits in the queue.
+	outcomes := make([]string, len(rcpts))
+	var env *journal.Entry
+	defer func() { a.count(env, outcomes) }()
+	fail := func(i int, outcome string, err error) { results[i], outcomes[i] = err, outcome }
+	failRest := func(err error) []error {
+		for i := range results {
+			if outcomes[i] == "" {
+				fail(i, outcomeDeferred, err)
+			}
+		}
+		return results
+	}
 
 	id := journalID(spool)
-	var env *journal.Entry
 	if id != "" {
 		e, err := a.journal.Get(ctx, id)
 		switch {
@@ -68,25 +81,19 @@ func (a *Archiver) Archive(ctx context.Context, sender string, rcpts []string, s
 		case errors.Is(err, journal.ErrNotFound) || errors.Is(err, journal.ErrBadID):
 		default:
 			a.log.Warn("journal unavailable; copies deferred", zap.String("journal_id", id), zap.Error(err))
-			a.metrics.copies.WithLabelValues("unknown", "deferred").Add(float64(len(rcpts)))
-			return fill(results, tempErr(4, 4, 3, "archive journal unavailable, try again later"))
+			return failRest(tempErr(4, 4, 3, "archive journal unavailable, try again later"))
 		}
 	}
 
 	now := a.now()
 	data := folderData{Time: now, Direction: "Unknown"}
 	tpl := s.missing
-	direction := "unknown"
 	if env != nil {
 		data.Direction, data.Time, tpl = directionTitle(env.Direction), env.Time, s.folder
 		if data.Time.IsZero() {
 			data.Time = now
 		}
-		direction = env.Direction
 	}
-	// Every copy not archived counts as deferred or rejected, whatever the reason: the
-	// alerts on postern_shadow_copies_total must see a copy that waits in Postfix's queue.
-	deferred := func() { a.metrics.copies.WithLabelValues(direction, "deferred").Inc() }
 	var copies []Copy
 	var index []int
 	for i, r := range rcpts {
@@ -95,29 +102,25 @@ func (a *Archiver) Archive(ctx context.Context, sender string, rcpts []string, s
 			// A 4xx, as everywhere here: the copy stays in Postfix's queue, where an
 			// operator sees it, instead of being dropped (BCC copies carry NOTIFY=NONE).
 			a.log.Error("archive recipient is not an address; deferred", zap.String("recipient", r), zap.Error(err))
-			results[i] = tempErr(4, 1, 3, "recipient is not an address")
-			deferred()
+			fail(i, outcomeDeferred, tempErr(4, 1, 3, "recipient is not an address"))
 			continue
 		}
 		d := data
 		d.Domain = addr.Domain
 		var folder strings.Builder
 		if err := tpl.Execute(&folder, d); err != nil {
-			results[i] = tempErr(4, 3, 5, "archive folder template failed")
 			a.log.Error("folder template failed", zap.Error(err))
-			deferred()
+			fail(i, outcomeDeferred, tempErr(4, 3, 5, "archive folder template failed"))
 			continue
 		}
 		cp := Copy{User: addr.Local, Domain: addr.Domain, Folder: strings.Trim(folder.String(), "/")}
 		if err := s.store.Ensure(ctx, cp); err != nil {
 			a.log.Error("cannot prepare the archive folder; copy deferred", zap.String("folder", cp.Folder), zap.String("domain", cp.Domain), zap.Error(err))
 			if errors.Is(err, errNoShadowMailbox) {
-				results[i] = tempErr(4, 3, 0, "archive store refused the copy, try again later")
-				a.metrics.copies.WithLabelValues(direction, "rejected").Inc()
-				continue
+				fail(i, outcomeRejected, tempErr(4, 3, 0, "archive store refused the copy, try again later"))
+			} else {
+				fail(i, outcomeDeferred, tempErr(4, 3, 0, "archive store unavailable, try again later"))
 			}
-			results[i] = tempErr(4, 3, 0, "archive store unavailable, try again later")
-			deferred()
 			continue
 		}
 		copies = append(copies, cp)
@@ -129,27 +132,20 @@ func (a *Archiver) Archive(ctx context.Context, sender string, rcpts []string, s
 
 	head := headerBlock(env, id, sender, a.expand(env), now)
 	if _, err := spool.Seek(0, io.SeekStart); err != nil {
-		for range copies {
-			deferred()
-		}
-		return fill(results, tempErr(4, 3, 0, "archive spool error"))
+		return failRest(tempErr(4, 3, 0, "archive spool error"))
 	}
 	start := a.now()
 	got, err := s.store.Deliver(ctx, sender, copies, io.MultiReader(strings.NewReader(head), spool))
 	a.metrics.storeLatency.Observe(a.now().Sub(start).Seconds())
 	allStored := err == nil
 	for k, i := range index {
-		var e error
-		if err != nil {
-			e = err
-		} else {
+		e := err
+		if err == nil {
 			e = got[k]
 		}
-		results[i] = a.verdict(e, copies[k], direction)
-		allStored = allStored && results[i] == nil
-		if results[i] == nil && env == nil {
-			a.metrics.misses.Inc()
-		}
+		outcome, reply := a.verdict(e, copies[k])
+		fail(i, outcome, reply)
+		allStored = allStored && reply == nil
 	}
 	if env != nil && allStored {
 		if err := a.journal.MarkArchived(ctx, env.ID, a.now()); err != nil {
@@ -159,26 +155,47 @@ func (a *Archiver) Archive(ctx context.Context, sender string, rcpts []string, s
 	return results
 }
 
-// verdict maps the store's answer for one copy to the answer for Postfix: 250 only
-// after the store's 250; a 5xx becomes a 4xx (and an alert-worthy metric).
-func (a *Archiver) verdict(err error, cp Copy, direction string) error {
+// The outcomes of a copy, as postern_shadow_copies_total counts them.
+const (
+	outcomeArchived = "archived"
+	outcomeDeferred = "deferred" // waits in Postfix's queue: store, journal or folder unavailable
+	outcomeRejected = "rejected" // the store refused it (answered 4xx to Postfix all the same)
+)
+
+// count adds each copy's outcome to postern_shadow_copies_total under the journalled
+// direction ("unknown" without an entry), and a copy archived without a journal entry
+// to postern_shadow_journal_misses_total.
+func (a *Archiver) count(env *journal.Entry, outcomes []string) {
+	direction := "unknown"
+	if env != nil {
+		direction = env.Direction
+	}
+	for _, o := range outcomes {
+		a.metrics.copies.WithLabelValues(direction, o).Inc()
+		if o == outcomeArchived && env == nil {
+			a.metrics.misses.Inc()
+		}
+	}
+}
+
+// verdict maps the store's answer for one copy to its outcome and the answer for
+// Postfix: 250 only after the store's 250; a 5xx becomes a 4xx (and an alert-worthy
+// metric).
+func (a *Archiver) verdict(err error, cp Copy) (outcome string, reply error) {
 	var se *smtp.SMTPError
 	switch {
 	case err == nil:
-		a.metrics.copies.WithLabelValues(direction, "archived").Inc()
-		return nil
+		return outcomeArchived, nil
 	case errors.As(err, &se) && se.Code >= 500:
-		a.metrics.copies.WithLabelValues(direction, "rejected").Inc()
 		a.log.Error("the store rejected an archive copy; deferred (check the shadow mailbox, its quota and rights)",
 			zap.String("recipient", cp.Recipient()), zap.Int("code", se.Code), zap.String("reply", se.Message))
-		return tempErr(4, 3, 0, "archive store refused the copy, try again later")
+		return outcomeRejected, tempErr(4, 3, 0, "archive store refused the copy, try again later")
 	default:
-		a.metrics.copies.WithLabelValues(direction, "deferred").Inc()
 		a.log.Warn("archive copy deferred", zap.String("recipient", cp.Recipient()), zap.Error(err))
 		if errors.As(err, &se) {
-			return se
+			return outcomeDeferred, se
 		}
-		return tempErr(4, 4, 1, "archive store unreachable, try again later")
+		return outcomeDeferred, tempErr(4, 4, 1, "archive store unreachable, try again later")
 	}
 }
 
@@ -215,15 +232,6 @@ func journalID(spool *os.File) string {
 
 func tempErr(a, b, c int, msg string) *smtp.SMTPError {
 	return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{a, b, c}, Message: msg}
-}
-
-func fill(results []error, err error) []error {
-	for i := range results {
-		if results[i] == nil {
-			results[i] = err
-		}
-	}
-	return results
 }
 
 // String is for logs.

@@ -1,7 +1,7 @@
 package lmtpshadow
 
 import (
-	"fmt"
+	"encoding/base64"
 	"mime"
 	"strings"
 	"time"
@@ -83,41 +83,22 @@ func encode(v string) string {
 		}
 	}
 	if strings.Contains(v, "=?") {
-		return qWords(v) // mime.QEncoding leaves printable ASCII as it is
+		return bWords(v) // mime's encoders leave printable ASCII as it is
 	}
 	return v
 }
 
-// qWords encodes printable ASCII (and tabs) as RFC 2047 Q words of at most 75
-// characters, separated by spaces.
-func qWords(v string) string {
-	const prefix, suffix, maxWord = "=?utf-8?q?", "?=", 75
-	var b, word strings.Builder
-	flush := func() {
-		if b.Len() > 0 {
-			b.WriteByte(' ')
-		}
-		b.WriteString(prefix + word.String() + suffix)
-		word.Reset()
+// bWords encodes an ASCII value as RFC 2047 B words of at most 75 characters (45
+// bytes each: 60 of base64), separated by spaces. Only for values mime's encoder leaves
+// as they are because they are printable ASCII.
+func bWords(v string) string {
+	var words []string
+	for len(v) > 0 {
+		n := min(45, len(v))
+		words = append(words, "=?utf-8?b?"+base64.StdEncoding.EncodeToString([]byte(v[:n]))+"?=")
+		v = v[n:]
 	}
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		var enc string
-		switch {
-		case c == ' ':
-			enc = "_"
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', strings.IndexByte("!*+-/", c) >= 0:
-			enc = string(c)
-		default:
-			enc = fmt.Sprintf("=%02X", c)
-		}
-		if len(prefix)+word.Len()+len(enc)+len(suffix) > maxWord {
-			flush()
-		}
-		word.WriteString(enc)
-	}
-	flush()
-	return b.String()
+	return strings.Join(words, " ")
 }
 
 // fold wraps a header line at spaces so no line exceeds 78 characters when it can be

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -114,7 +115,7 @@ func (s *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
 	}
 	if n > limit {
 		_, _ = io.Copy(io.Discard, r) // read to the end of DATA, so the session stays in step
-		s.a.metrics.copies.WithLabelValues("unknown", "deferred").Add(float64(len(s.rcpts)))
+		s.a.count(nil, slices.Repeat([]string{outcomeDeferred}, len(s.rcpts)))
 		s.a.log.Error("archive copy larger than lmtp_shadow.max_message_size; deferred, raise the limit above Postfix's message_size_limit",
 			zap.Int64("limit", limit), zap.String("sender", s.sender))
 		return tempErr(4, 3, 4, "message larger than the archive's size limit, try again later")

@@ -1,7 +1,6 @@
 package milter
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"net"
@@ -248,7 +247,7 @@ func (s *altermimeSession) Data(r io.Reader) error {
 // Postfix at the same time: bodies spill to temporary files, so memory stays bounded.
 func BenchmarkMilterRSS(b *testing.B) {
 	testbench.Require(b, "go")
-	bin := buildPostern(b)
+	bin := testbench.Postern(b)
 	dir := testbench.Dir(b)
 	addr := fmt.Sprintf("127.0.0.1:%d", testbench.FreePort(b))
 	tele := fmt.Sprintf("127.0.0.1:%d", testbench.FreePort(b))
@@ -268,7 +267,10 @@ func BenchmarkMilterRSS(b *testing.B) {
 	pf := testbench.StartPostfix(b, testbench.PostfixOptions{MainCF: map[string]string{
 		"smtpd_milters": "inet:" + addr, "milter_protocol": "6", "milter_default_action": "tempfail",
 		"message_size_limit": "52428800"}})
-	idle := vmHWM(b, p.Pid())
+	idle, err := p.PeakRSS()
+	if err != nil {
+		b.Fatal(err)
+	}
 
 	msg := tenMegabytes()
 	b.ResetTimer()
@@ -296,7 +298,11 @@ func BenchmarkMilterRSS(b *testing.B) {
 	waitSink(b, pf, 20*b.N)
 	requireDisclaimer(b, "postern", pf)
 	b.ReportMetric(float64(idle)/1024, "MB-VmHWM-idle")
-	b.ReportMetric(float64(vmHWM(b, p.Pid()))/1024, "MB-VmHWM-20x10MB")
+	peak, err := p.PeakRSS()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(peak)/1024, "MB-VmHWM-20x10MB")
 }
 
 // tenMegabytes is a 10 MB message: a text body and a base64 attachment.
@@ -312,37 +318,4 @@ func tenMegabytes() []byte {
 	}
 	sb.WriteString("--b10--\n")
 	return []byte(sb.String())
-}
-
-// vmHWM reads a process's peak resident set size in KiB from /proc.
-func vmHWM(b *testing.B, pid int) int {
-	b.Helper()
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, err := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
-			if err != nil {
-				b.Fatal(err)
-			}
-			return kb
-		}
-	}
-	b.Fatal("no VmHWM in /proc/PID/status")
-	return 0
-}
-
-// buildPostern builds cmd/postern once into a temporary folder.
-func buildPostern(b *testing.B) string {
-	b.Helper()
-	out := filepath.Join(testbench.Dir(b), "postern")
-	cmd := exec.Command("go", "build", "-o", out, "../cmd/postern")
-	if o, err := cmd.CombinedOutput(); err != nil {
-		b.Fatalf("go build: %v\n%s", err, o)
-	}
-	return out
 }

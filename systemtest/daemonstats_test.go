@@ -1,13 +1,10 @@
 package systemtest
 
 import (
-	"bufio"
 	"fmt"
 	"math"
 	"net/http"
-	"os"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -53,7 +50,7 @@ func (s *daemonStats) sample(d *daemon) error {
 	if err != nil {
 		return err
 	}
-	kb, err := vmHWM(d.proc.Pid())
+	kb, err := d.proc.PeakRSS()
 	if err != nil {
 		return err
 	}
@@ -119,20 +116,4 @@ func (s *daemonStats) String() string {
 			p50.Round(time.Microsecond), p99.Round(time.Microsecond), float64(s.peakKB[name])/1024, latencyMetric[name])
 	}
 	return b.String()
-}
-
-// vmHWM is a process's peak resident set size in kB.
-func vmHWM(pid int) (int64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-		}
-	}
-	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", pid)
 }

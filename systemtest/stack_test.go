@@ -2,7 +2,6 @@ package systemtest
 
 import (
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -168,15 +167,7 @@ func (st *stack) startDaemon(t testing.TB, d *daemon) {
 // snapshot is loaded), as a load balancer's health check would.
 func (st *stack) waitDaemon(t testing.TB, d *daemon) {
 	ready := func() bool {
-		if testbench.WaitTCP(d.addr, 100*time.Millisecond) != nil {
-			return false
-		}
-		resp, err := http.Get("http://" + d.telemetry + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
+		return testbench.WaitTCP(d.addr, 100*time.Millisecond) == nil && testbench.Ready(d.telemetry)
 	}
 	for deadline := time.Now().Add(60 * time.Second); !ready(); time.Sleep(50 * time.Millisecond) {
 		if d.proc.Exited() || time.Now().After(deadline) {

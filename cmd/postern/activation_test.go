@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -78,14 +77,7 @@ func (d activatedDaemon) survivesRestart(t *testing.T) {
 	// for /readyz, then expect real answers.
 	start := func() *exec.Cmd {
 		cmd := startActivated(t, sock, d.fdName, logPath, cfg, d.daemon)
-		eventually(t, d.daemon+" is ready", func() bool {
-			resp, err := http.Get("http://" + telemetry + "/readyz")
-			if err != nil {
-				return false
-			}
-			resp.Body.Close()
-			return resp.StatusCode == http.StatusOK
-		})
+		eventually(t, d.daemon+" is ready", func() bool { return testbench.Ready(telemetry) })
 		return cmd
 	}
 

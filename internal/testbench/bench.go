@@ -8,6 +8,7 @@
 package testbench
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -118,6 +120,22 @@ func Start(name, logPath string, env []string, argv ...string) (*Process, error)
 
 // Pid is the process id of the server's leader.
 func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
+// PeakRSS is the process's peak resident set size (VmHWM) in KiB.
+func (p *Process) PeakRSS() (int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", p.Pid()))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			return strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("testbench: no VmHWM in /proc/%d/status", p.Pid())
+}
 
 // Exited reports whether the process has ended.
 func (p *Process) Exited() bool {

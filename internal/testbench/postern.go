@@ -2,12 +2,14 @@ package testbench
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sync"
 	"testing"
+	"time"
 )
 
 var (
@@ -53,4 +55,16 @@ func StartPostern(t testing.TB, cfg string, args ...string) *Process {
 	KeepLogs(t, logPath)
 	t.Cleanup(p.Stop)
 	return p
+}
+
+// Ready reports whether the postern whose telemetry listens on addr says /readyz: its
+// listeners are bound and its directory snapshot is loaded.
+func Ready(addr string) bool {
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get("http://" + addr + "/readyz")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }
